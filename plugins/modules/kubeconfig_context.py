@@ -14,16 +14,18 @@ description:
     other entry as it is, the way C(kind) merges its clusters into C(~/.kube/config).
   - With O(state=absent) removes those three entries again, and clears C(current-context) if it named O(name).
 author:
-  - gcsfront maintainers
+  - gcsfront maintainers (@gcsfront)
 requirements:
   - PyYAML
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: full
-  idempotent:
-    support: full
+  platform:
+    platforms: posix
 options:
   path:
     description: The kubeconfig file. Created with mode 0600 when missing.
@@ -134,6 +136,12 @@ def merge(config, p):
     return new
 
 
+def redacted(config):
+    """The kubeconfig as YAML with user credentials replaced: a diff shows the shape, not the secrets."""
+    users = [{"name": u.get("name"), "user": "(redacted)"} for u in config.get("users") or []]
+    return yaml.safe_dump(dict(config, users=users), default_flow_style=False)
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -169,11 +177,7 @@ def main():
     changed = after != before
     result = dict(changed=changed, path=path)
     if module._diff:
-        # Keys are redacted from the diff: it shows the shape, not the secrets.
-        redact = lambda c: yaml.safe_dump(  # noqa: E731
-            {**c, "users": [{"name": u.get("name"), "user": "(redacted)"} for u in c.get("users") or []]},
-            default_flow_style=False)
-        result["diff"] = dict(before=redact(before) if before_text else "", after=redact(after),
+        result["diff"] = dict(before=redacted(before) if before_text else "", after=redacted(after),
                               before_header=path, after_header=path)
     if changed and not module.check_mode:
         directory = os.path.dirname(path) or "."

@@ -19,16 +19,18 @@ description:
     after every process of an earlier session was killed.
   - Built for the local substrate of this collection (machines without systemd); not for production hosts.
 author:
-  - gcsfront maintainers
+  - gcsfront maintainers (@gcsfront)
 requirements:
   - C(start-stop-daemon) (Debian package dpkg) and C(nsenter) (util-linux) on the target.
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
-  idempotent:
-    support: full
+  platform:
+    platforms: posix
 options:
   name:
     description: Name of the daemon, used in messages and for the pid and fingerprint files in O(run_dir).
@@ -164,25 +166,25 @@ from ansible.module_utils.basic import AnsibleModule
 
 # Runs inside the target namespace (through nsenter) so that loopback-only daemons can be probed.
 _PROBE = r"""
-import http.client, json, socket, ssl, sys, urllib.request
+import http.client, json, socket, ssl, sys, urllib.request  # noqa
 spec = json.loads(sys.argv[1])
 try:
     if spec.get("http"):
         ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=ctx))
         with opener.open(spec["http"], timeout=2) as r:
-            sys.exit(0 if 200 <= r.status < 300 else 1)
+            raise SystemExit(0 if 200 <= r.status < 300 else 1)
     if spec.get("tcp"):
         host, port = spec["tcp"].rsplit(":", 1)
-        socket.create_connection((host, int(port)), timeout=2).close(); sys.exit(0)
+        socket.create_connection((host, int(port)), timeout=2).close(); raise SystemExit(0)
     if spec.get("unix_http"):
         s = socket.socket(socket.AF_UNIX); s.settimeout(2); s.connect(spec["unix_http"])
         c = http.client.HTTPConnection("localhost"); c.sock = s
         c.request("GET", spec.get("http_path") or "/_ping"); r = c.getresponse()
-        sys.exit(0 if 200 <= r.status < 300 else 1)
+        raise SystemExit(0 if 200 <= r.status < 300 else 1)
 except Exception as e:
-    print(e); sys.exit(1)
-sys.exit(0)
+    print(e); raise SystemExit(1)
+raise SystemExit(0)
 """
 
 
@@ -286,10 +288,7 @@ class Daemon:
             self.module.fail_json(msg="%s: start-stop-daemon failed: %s" % (self.name, (err or out).strip()))
         with open(self.fp_file, "w") as f:
             f.write(self.fingerprint())
-        # start-stop-daemon's parent returns before its child has written the pid file.
-        deadline = time.monotonic() + 5
-        while not os.path.exists(self.pid_file) and time.monotonic() < deadline:
-            time.sleep(0.02)
+        self.started_at = time.monotonic()
 
     def wait_ready(self, started):
         timeout = self.module.params["ready_timeout"]
@@ -297,12 +296,14 @@ class Daemon:
         alive_since = time.monotonic()
         while True:
             pid = self.pid() if started else None
-            if started and pid is None:
+            # start-stop-daemon's parent returns before its child has written the pid file and exec'd.
+            if started and pid is None and time.monotonic() - self.started_at > 3:
                 self.module.fail_json(
                     msg="%s exited while starting; see %s: %s" % (self.name, self.log_file, self.last_log_line()),
                     log_file=self.log_file)
             has_check = bool(self.module.params["ready"])
-            if (has_check and self.probe()) or (not has_check and time.monotonic() - alive_since >= 1):
+            if pid is not None and ((has_check and self.probe()) or
+                                    (not has_check and time.monotonic() - alive_since >= 1)):
                 return pid
             if time.monotonic() >= deadline:
                 self.stop()

@@ -1,0 +1,3 @@
+module example.invalid/gcs-auth-gateway
+
+go 1.26
