@@ -1,0 +1,306 @@
+#!/usr/bin/python
+# Copyright (c) gcsfront contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: lb_smoke
+short_description: Wait for a Service's LoadBalancer address, then prove it serves a bucket object
+version_added: 0.1.0
+description:
+  - Waits until a Kubernetes Service of type LoadBalancer has an address (IP or host name), retrying passing API
+    errors, on a monotonic clock.
+  - Then fetches an object through that address and compares its sha256 with the object read from the bucket
+    through the Cloud Storage JSON API (or an emulator of it), retrying until the deadline while a rollout or a cold
+    mount settles.
+  - Also checks that C(HEAD) gives the object's size, that a C(Range) request gives its first byte with 206, and
+    that a missing path gives 404.
+  - Read-only. It never returns or logs the body.
+author:
+  - gcsfront maintainers (@gcsfront)
+requirements:
+  - kubernetes
+  - google-auth
+  - requests
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+  - gcsfront.gke.gcs
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: The module only reads, so it runs the same in check mode.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+options:
+  name:
+    description: Name of the Service.
+    type: str
+    required: true
+  namespace:
+    description: Namespace of the Service.
+    type: str
+    default: default
+  port:
+    description: Port of the Service to connect to. Defaults to its first port.
+    type: int
+  scheme:
+    description: Scheme of the URL.
+    type: str
+    choices: [http, https]
+    default: http
+  path:
+    description: URL path of the object, for example V(/index.html).
+    type: str
+    required: true
+  bucket:
+    description: The bucket the Service serves.
+    type: str
+    required: true
+  object:
+    description: Name of the object in the bucket. Defaults to O(path) without its leading C(/).
+    type: str
+  missing_path:
+    description: A path that must answer 404.
+    type: str
+    default: /.gcsfront-smoke/missing
+  wait_timeout:
+    description: Seconds to wait for the address and then for a matching answer, in all.
+    type: int
+    default: 300
+  wait_sleep:
+    description: Seconds between two attempts.
+    type: int
+    default: 5
+  request_timeout:
+    description: Seconds one HTTP request may take.
+    type: int
+    default: 10
+  validate_certs:
+    description: Verify the LoadBalancer's certificate with O(scheme=https).
+    type: bool
+    default: true
+    aliases: [lb_validate_certs]
+seealso:
+  - module: kubernetes.core.k8s
+  - module: gcsfront.gke.service_account_key
+"""
+
+EXAMPLES = r"""
+---
+- name: Wait for the frontend's LoadBalancer and check it serves index.html from the bucket.
+  gcsfront.gke.lb_smoke:
+    context: gke_my-project_asia-northeast1-a_gcsfront-cluster1
+    name: gcsfront
+    namespace: gcsfront
+    path: /index.html
+    bucket: my-project-gcsfront-site
+    gcs_credentials_file: ~/.config/gcsfront/key.json
+  register: smoke
+
+- name: The same against the local substrate's GCS emulator.
+  gcsfront.gke.lb_smoke:
+    context: gcsfront-local
+    name: gcsfront
+    namespace: gcsfront
+    path: /file2.png
+    bucket: gcsfront-local
+    gcs_endpoint: http://10.254.254.17:4443
+    gcs_credentials_file: /var/lib/gcsfront/gcs-emulator/service-account/service-account.json
+    wait_timeout: 120
+"""
+
+RETURN = r"""
+address:
+  description: The Service's LoadBalancer address.
+  returned: when the Service got one
+  type: str
+  sample: 10.254.254.18
+url:
+  description: The URL that was fetched.
+  returned: when the Service got an address
+  type: str
+  sample: http://10.254.254.18:80/index.html
+status:
+  description: HTTP status of the last GET.
+  returned: when the Service got an address
+  type: int
+  sample: 200
+bytes:
+  description: Size of the served body.
+  returned: success
+  type: int
+  sample: 195
+sha256:
+  description: sha256 of the served body.
+  returned: success
+  type: str
+  sample: 3a1f0b5e8c0d4b0f0f7d7a6c3b8e2d1f4a5b6c7d8e9f00112233445566778899
+object_sha256:
+  description: sha256 of the object in the bucket.
+  returned: success
+  type: str
+  sample: 3a1f0b5e8c0d4b0f0f7d7a6c3b8e2d1f4a5b6c7d8e9f00112233445566778899
+matched:
+  description: Whether the served body is the object's.
+  returned: success
+  type: bool
+  sample: true
+attempts:
+  description: GET attempts until the answer.
+  returned: always
+  type: int
+  sample: 1
+elapsed:
+  description: Seconds spent, waiting included.
+  returned: always
+  type: float
+  sample: 2.5
+checks:
+  description: Status of the HEAD, Range and missing-path requests.
+  returned: success
+  type: dict
+  sample: {head: 200, range: 206, missing: 404}
+"""
+
+import time
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.six.moves.urllib.error import URLError
+from ansible_collections.gcsfront.gke.plugins.module_utils._gcs import (
+    GCS_ARG_SPEC, GCS_MUTUALLY_EXCLUSIVE, HAS_GOOGLE_AUTH, GOOGLE_AUTH_IMPORT_ERROR, GcsClient, GcsError,
+    session_from_params)
+from ansible_collections.gcsfront.gke.plugins.module_utils._http_check import compare, digest, fetch_until, request
+from ansible_collections.gcsfront.gke.plugins.module_utils._waiter import lb_address, wait
+
+try:
+    from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
+
+    K8S_IMPORT_ERROR = None
+except ImportError:
+    AUTH_ARG_SPEC = {}
+    K8S_IMPORT_ERROR = traceback.format_exc()
+
+
+def argument_spec():
+    spec = dict(AUTH_ARG_SPEC)
+    spec.pop("validate_certs", None)  # ours is about the LoadBalancer; the API's comes from the kubeconfig
+    spec.update(GCS_ARG_SPEC)
+    spec.update(
+        name=dict(type="str", required=True),
+        namespace=dict(type="str", default="default"),
+        port=dict(type="int"),
+        scheme=dict(type="str", choices=["http", "https"], default="http"),
+        path=dict(type="str", required=True),
+        bucket=dict(type="str", required=True),
+        object=dict(type="str"),
+        missing_path=dict(type="str", default="/.gcsfront-smoke/missing"),
+        wait_timeout=dict(type="int", default=300),
+        wait_sleep=dict(type="int", default=5),
+        request_timeout=dict(type="int", default=10),
+        validate_certs=dict(type="bool", default=True, aliases=["lb_validate_certs"]),
+    )
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), mutually_exclusive=GCS_MUTUALLY_EXCLUSIVE,
+                           supports_check_mode=True)
+    began = time.monotonic()
+    if K8S_IMPORT_ERROR:
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=K8S_IMPORT_ERROR)
+    if not HAS_GOOGLE_AUTH:
+        module.fail_json(msg=missing_required_lib("google-auth"), exception=GOOGLE_AUTH_IMPORT_ERROR)
+    p = module.params
+    result = dict(changed=False, attempts=0)
+
+    def fail(msg, **extra):
+        module.fail_json(msg=msg, elapsed=round(time.monotonic() - began, 3), **dict(result, **extra))
+
+    if not p["path"].startswith("/"):
+        fail("path must start with '/': %s" % p["path"])
+    obj = p["object"] or p["path"].lstrip("/")
+    where = "Service %s/%s" % (p["namespace"], p["name"])
+
+    # 1. The object, from the bucket: fails fast when it is missing or the credentials are wrong.
+    try:
+        client = GcsClient(p["gcs_endpoint"], session_from_params(p), timeout=p["request_timeout"])
+        expected = client.read(p["bucket"], obj)
+    except GcsError as e:
+        if e.status == 404:
+            fail("Object gs://%s/%s not found in the bucket (GCS JSON API at %s answered 404)"
+                 % (p["bucket"], obj, p["gcs_endpoint"]))
+        fail("Cannot read gs://%s/%s from the bucket: %s" % (p["bucket"], obj, e))
+
+    # 2. The Service's address. A missing Service counts as waiting: it may be being created.
+    k8s = get_api_client(module=module)
+    services = k8s.resource("Service", "v1")
+    found = {}
+
+    def fetch():
+        svc = k8s.get(services, name=p["name"], namespace=p["namespace"]).to_dict()
+        found["service"] = svc
+        return svc
+
+    address, _elapsed, last_error, _n = wait(fetch, lb_address, p["wait_timeout"], p["wait_sleep"])
+    if not address:
+        why = "the Service does not exist" if "service" not in found else "no address was assigned"
+        if last_error is not None and "service" in found:
+            why += "; last error: %s" % str(last_error).split("\n")[0][:200]
+        fail("Timed out after %ds waiting for %s to get a LoadBalancer address (%s)" % (p["wait_timeout"], where, why))
+    ports = (found["service"].get("spec") or {}).get("ports") or [{}]
+    port = p["port"] or ports[0].get("port") or 80
+    host = "[%s]" % address if ":" in address else address
+    base = "%s://%s:%s" % (p["scheme"], host, port)
+    url = base + p["path"]
+    result.update(address=address, url=url)
+
+    # 3. The object through the LoadBalancer, until it answers or the deadline.
+    remaining = max(1, p["wait_timeout"] - (time.monotonic() - began))
+    status, body, attempts, net_error = fetch_until(url, remaining, p["wait_sleep"], p["request_timeout"],
+                                                    p["validate_certs"])
+    result.update(status=status, attempts=attempts)
+    if status != 200:
+        fail("GET %s answered %s after %d attempts%s" % (url, status if status is not None else "nothing", attempts,
+                                                         " (last error: %s)" % net_error if net_error else ""))
+    matched, why = compare(body, expected)
+    result.update(bytes=len(body), sha256=digest(body), object_sha256=digest(expected), matched=matched)
+    if not matched:
+        fail("Body served at %s does not match gs://%s/%s: %s" % (url, p["bucket"], obj, why))
+
+    # 4. HEAD, Range and a missing path.
+    checks = {}
+    try:
+        code, headers, _ = request(url, "HEAD", timeout=p["request_timeout"], validate_certs=p["validate_certs"])
+        checks["head"] = code
+        length = {k.lower(): v for k, v in headers.items()}.get("content-length")
+        if code != 200 or str(length) != str(len(expected)):
+            fail("HEAD %s answered %s with Content-Length %s, not 200 with %d" % (url, code, length, len(expected)),
+                 checks=checks)
+        if expected:
+            code, _, part = request(url, headers={"Range": "bytes=0-0"}, timeout=p["request_timeout"],
+                                    validate_certs=p["validate_certs"])
+            checks["range"] = code
+            if code != 206 or part != expected[:1]:
+                fail("Range bytes=0-0 on %s answered %s with %d bytes, not 206 with the object's first byte"
+                     % (url, code, len(part)), checks=checks)
+        else:
+            checks["range"] = None  # an empty object has no first byte to ask for
+        code, _, _ = request(base + p["missing_path"], timeout=p["request_timeout"], validate_certs=p["validate_certs"])
+        checks["missing"] = code
+        if code != 404:
+            fail("GET %s%s answered %s, not 404" % (base, p["missing_path"], code), checks=checks)
+    except (URLError, OSError) as e:
+        fail("Request to %s failed: %s" % (base, getattr(e, "reason", e)), checks=checks)
+
+    module.exit_json(checks=checks, elapsed=round(time.monotonic() - began, 3), **result)
+
+
+if __name__ == "__main__":
+    main()

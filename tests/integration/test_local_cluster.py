@@ -1,0 +1,104 @@
+"""The local substrate, asserted on the live cluster (issue: local substrate)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+
+import requests
+from conftest import (DEFAULTS, GCS_CLUSTER_HOST, GCS_ENDPOINT, SA_KEY_FILE, apply, echo_workload, lb_address,
+                      ready_pods, wait_for)
+
+
+def test_node_is_ready(kube):
+    from kubernetes import client
+
+    node = client.CoreV1Api(kube).read_node(DEFAULTS["local_cluster_node_name"])
+    ready = {c.type: c.status for c in node.status.conditions}["Ready"]
+    assert ready == "True"
+    assert node.status.node_info.kubelet_version == DEFAULTS["local_cluster_kubernetes_version"]
+    assert {a.type: a.address for a in node.status.addresses}["InternalIP"] == DEFAULTS["local_cluster_node_ip"]
+
+
+def test_pushed_image_is_pulled_and_served_through_a_loadbalancer(kube, namespace, echo_image):
+    """An image built by dockerd and pushed to the registry is pulled (Always) and runs; MetalLB gives its
+    Service an address from the pool and a request from the host through it reaches the pod."""
+    from kubernetes import client
+
+    image, nonce = echo_image
+    apply(kube, namespace, echo_workload(image))
+    pods = wait_for(lambda: ready_pods(kube, namespace, "app=echo"), 90, what="the echo pod to be Ready")
+    status = pods[0].status.container_statuses[0]
+    assert status.image_id.startswith(image.rsplit(":", 1)[0]) or "sha256:" in status.image_id
+
+    address = lb_address(kube, namespace, "echo")
+    pool_prefix = DEFAULTS["local_cluster_lb_pool"].rsplit(".", 1)[0]
+    assert address.startswith(pool_prefix + "."), address
+    body = wait_for(lambda: requests.get("http://%s/" % address, timeout=3).json(), 30,
+                    what="an answer through the LoadBalancer")
+    assert body == {"nonce": nonce, "pod": pods[0].metadata.name}
+
+    # The pod's log is read through the API server and the kubelet (InternalIP, no name lookup).
+    log = client.CoreV1Api(kube).read_namespaced_pod_log(pods[0].metadata.name, namespace)
+    assert "echo %s starting" % nonce in log
+
+
+def test_cluster_dns_answers_cluster_names_only(kube, namespace, echo_image):
+    """A pod resolves the emulator's Service name; a name outside cluster.local gets NXDOMAIN (no forwarding)."""
+    image = echo_image[0]
+    apply(kube, namespace, echo_workload(image))
+    wait_for(lambda: ready_pods(kube, namespace, "app=echo"), 90, what="the echo pod to be Ready")
+    address = lb_address(kube, namespace, "echo")
+
+    def resolve(name):
+        return requests.get("http://%s/resolve" % address, params={"name": name}, timeout=10).json()
+
+    inside = wait_for(lambda: resolve(GCS_CLUSTER_HOST.split(":")[0]), 30, what="the emulator's name to resolve")
+    assert inside["addrs"] and not inside.get("error"), inside
+    outside = resolve("storage.googleapis.com")
+    assert outside["not_found"] is True and not outside["addrs"], outside
+
+
+def _jwt(private_key, claims, kid):
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    def b64(data):
+        return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+    header = b64(json.dumps({"alg": "RS256", "typ": "JWT", "kid": kid}).encode())
+    payload = b64(json.dumps(claims).encode())
+    signature = private_key.sign(header + b"." + payload, padding.PKCS1v15(), hashes.SHA256())
+    return (header + b"." + payload + b"." + b64(signature)).decode()
+
+
+def test_token_endpoint_accepts_the_registered_key_and_refuses_others():
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = json.loads(SA_KEY_FILE.read_text())
+    assert key["token_uri"] == GCS_ENDPOINT + "/token"
+    now = int(time.time())
+    claims = {"iss": key["client_email"], "scope": "https://www.googleapis.com/auth/devstorage.read_only",
+              "aud": key["token_uri"], "iat": now, "exp": now + 600}
+    grant = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+    registered = serialization.load_pem_private_key(key["private_key"].encode(), password=None)
+
+    good = requests.post(key["token_uri"], data={"grant_type": grant,
+                                                 "assertion": _jwt(registered, claims, key["private_key_id"])},
+                         timeout=10)
+    assert good.status_code == 200, good.text
+    assert good.json()["token_type"] == "Bearer"
+
+    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    for kid in (key["private_key_id"], hashlib.sha1(b"unknown").hexdigest()):
+        bad = requests.post(key["token_uri"], data={"grant_type": grant, "assertion": _jwt(stranger, claims, kid)},
+                            timeout=10)
+        assert bad.status_code == 401, bad.text
+        assert bad.json()["error"] == "invalid_grant"
+
+    # And without a token the emulator itself answers nothing.
+    anonymous = requests.get(GCS_ENDPOINT + "/storage/v1/b", params={"project": "gcsfront-local"}, timeout=10)
+    assert anonymous.status_code == 401
