@@ -11,19 +11,13 @@ set -euo pipefail
 module=$1 version=$2 package=$3 out=$4 work=$5 ldflags=${6:-}
 export GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0 GOTOOLCHAIN=${GOTOOLCHAIN:-local}
 
-run() {  # run a go command; a refused download becomes one line naming the module and version
-  local log; log=$(mktemp)
-  if ! "$@" >"$log" 2>&1; then
-    msg=$(grep -oE '[a-zA-Z0-9./_-]+@v[0-9][^: ]*: (reading|verifying|downloading)[^\n]*(403|404|410)' "$log" | head -n1 |
-      sed -E 's/^([^:]+): .*/Go module proxy refused \1 (not available); pin a version whose modules all download/')
-    cat "$log" >&2; rm -f "$log"
-    echo "${msg:-building $package from $module@$version failed: $*}" >&2; exit 1
-  fi
-  rm -f "$log"
-}
+# shellcheck source=go-run.sh
+source "$(dirname "$0")/go-run.sh"
+GO_RUN_WHAT="building $package from $module@$version"
 
-rm -rf "$work"; mkdir -p "$work" "$(dirname "$out")"; cd "$work"
+rm -rf "$work"; mkdir -p "$work"; cd "$work"
 go mod init example.invalid/build >/dev/null 2>&1
 run go get "$module@$version"
+mkdir -p "$(dirname "$out")"
 run go build -trimpath -ldflags "-s -w $ldflags" -o "$out.tmp" "$package"
 mv "$out.tmp" "$out"

@@ -14,23 +14,13 @@ staging_ver="v0.${ver#v1.}"
 components=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)
 export GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0 GOTOOLCHAIN=local
 
-# A refused download ("403 ... not available") is the proxy's gap, not a bug of ours:
-# name the module and version on one line and stop.
-proxy_refusal() {
-  grep -oE '[a-zA-Z0-9./_-]+@v[0-9][^: ]*: (reading|verifying)[^\n]*(403|404|410)[^\n]*' "$1" | head -n1 |
-    sed -E 's/^([^:]+): .*/Go module proxy refused \1 (not available); pin a version whose modules all download/'
-}
-run() {  # run a go command, turning a proxy refusal into one clear line
-  local log; log=$(mktemp)
-  if ! "$@" >"$log" 2>&1; then
-    msg=$(proxy_refusal "$log"); cat "$log" >&2; rm -f "$log"
-    echo "${msg:-build of kubernetes $ver failed: $*}" >&2; exit 1
-  fi
-  rm -f "$log"
-}
+# shellcheck source=go-run.sh
+source "$(dirname "$0")/go-run.sh"
+GO_RUN_WHAT="build of kubernetes $ver"
 
 final=$out; out=$out.partial
 rm -rf "$work" "$out"; mkdir -p "$work" "$out"; cd "$work"
+trap 'rm -rf "$out"' EXIT  # a failed build leaves no half-made output behind
 run go mod download -json "k8s.io/kubernetes@$ver"
 gomod=$(go mod download -json "k8s.io/kubernetes@$ver" | sed -n 's/^\s*"GoMod": "\(.*\)",$/\1/p')
 goline=$(awk '$1=="go"{print $2; exit}' "$gomod")
