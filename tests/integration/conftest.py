@@ -6,6 +6,7 @@ When it is not, every test here fails with that reason: nothing is skipped.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pathlib
@@ -194,3 +195,28 @@ def ready_pods(kube, namespace, selector):
 
     pods = client.CoreV1Api(kube).list_namespaced_pod(namespace, label_selector=selector).items
     return [p for p in pods if any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])]
+
+
+IMAGE_DEFAULTS = yaml.safe_load((REPO / "roles/image/defaults/main.yml").read_text())
+
+
+@pytest.fixture(scope="session")
+def frontend_image(docker_client):
+    """The project's nginx + gcsfuse image (roles/image/files), built by dockerd and pushed to the registry."""
+    context = REPO / "roles/image/files"
+    digest = hashlib.sha256()
+    for path in sorted(context.iterdir()):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    digest.update(("%(image_gcsfuse_version)s %(image_go_version)s" % IMAGE_DEFAULTS).encode())
+    return build_and_push(docker_client, context, "gcsfront-test/nginx-gcsfuse", digest.hexdigest()[:12],
+                          buildargs={"GCSFUSE_VERSION": str(IMAGE_DEFAULTS["image_gcsfuse_version"]),
+                                     "GO_VERSION": str(IMAGE_DEFAULTS["image_go_version"])})
+
+
+def pod_exec(kube, namespace, pod, command, container=None):
+    """Run command in a pod's container and return its stdout (text)."""
+    from kubernetes import client
+    from kubernetes.stream import stream
+
+    return stream(client.CoreV1Api(kube).connect_get_namespaced_pod_exec, pod, namespace, command=command,
+                  container=container, stderr=True, stdin=False, stdout=True, tty=False, _preload_content=True)

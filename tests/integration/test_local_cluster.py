@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import time
 
 import requests
-from conftest import (DEFAULTS, GCS_CLUSTER_HOST, GCS_ENDPOINT, SA_KEY_FILE, apply, echo_workload, lb_address,
-                      ready_pods, wait_for)
+from conftest import (DEFAULTS, GCS_CLUSTER_HOST, GCS_ENDPOINT, SA_KEY_FILE, apply, echo_workload, ensure_bucket,
+                      lb_address, pod_exec, ready_pods, upload, wait_for)
 
 
 def test_node_is_ready(kube):
@@ -102,3 +103,45 @@ def test_token_endpoint_accepts_the_registered_key_and_refuses_others():
     # And without a token the emulator itself answers nothing.
     anonymous = requests.get(GCS_ENDPOINT + "/storage/v1/b", params={"project": "gcsfront-local"}, timeout=10)
     assert anonymous.status_code == 401
+
+
+def test_privileged_gcsfuse_pod_reads_a_seeded_object_byte_for_byte(kube, namespace, frontend_image, gcs_session):
+    """A privileged pod runs the project's gcsfuse invocation (image entrypoint, mount mode) against the
+    in-cluster emulator with the generated service-account key; a seeded binary object reads back exactly."""
+    bucket = "fuse-" + namespace
+    ensure_bucket(gcs_session, bucket)
+    data = os.urandom(300_000)
+    upload(gcs_session, bucket, "dir/object.bin", data)
+
+    gcsfuse_yaml = "\n".join([
+        "implicit-dirs: true",
+        "file-system: {uid: 33, gid: 33, file-mode: '0444', dir-mode: '0555'}",
+        "gcs-connection: {custom-endpoint: 'http://%s/storage/v1/'}" % GCS_CLUSTER_HOST,
+        "enable-hns: false",
+        "gcs-retries: {max-retry-attempts: 3}",
+    ])
+    apply(kube, namespace, [
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "key"},
+         "stringData": {"key.json": SA_KEY_FILE.read_text()}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "fuse"}, "data": {"gcsfuse.yaml": gcsfuse_yaml}},
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "fuse", "labels": {"app": "fuse"}}, "spec": {
+            "enableServiceLinks": False,
+            "containers": [{
+                "name": "fuse", "image": frontend_image, "imagePullPolicy": "Always",
+                "securityContext": {"privileged": True},
+                "env": [{"name": "GCSFRONT_MODE", "value": "mount"},
+                        {"name": "GCSFRONT_BUCKET", "value": bucket},
+                        {"name": "GCSFRONT_GCSFUSE_CONFIG", "value": "/etc/fuse/gcsfuse.yaml"},
+                        {"name": "GOOGLE_APPLICATION_CREDENTIALS", "value": "/var/secrets/key.json"}],
+                "readinessProbe": {"exec": {"command": ["mountpoint", "-q", "/mnt/gcs"]}, "periodSeconds": 1},
+                "volumeMounts": [{"name": "key", "mountPath": "/var/secrets", "readOnly": True},
+                                 {"name": "fuse", "mountPath": "/etc/fuse", "readOnly": True}]}],
+            "volumes": [{"name": "key", "secret": {"secretName": "key"}},
+                        {"name": "fuse", "configMap": {"name": "fuse"}}]}},
+    ])
+    wait_for(lambda: ready_pods(kube, namespace, "app=fuse"), 120, what="the gcsfuse pod to mount the bucket")
+
+    mounts = pod_exec(kube, namespace, "fuse", ["cat", "/proc/mounts"])
+    assert any(line.split()[:3] == [bucket, "/mnt/gcs", "fuse.gcsfuse"] for line in mounts.splitlines()), mounts
+    read_back = base64.b64decode(pod_exec(kube, namespace, "fuse", ["base64", "-w0", "/mnt/gcs/dir/object.bin"]))
+    assert len(read_back) == len(data) and read_back == data

@@ -76,7 +76,9 @@ start_gcsfuse() {
     # Without it gcsfuse's trace exporter dials the cloud metadata address even with --disable-autoconfig.
     export GCE_METADATA_HOST=${GCE_METADATA_HOST:-127.0.0.1:9}
   fi
-  local args=(--foreground --disable-autoconfig --config-file "$fuse_conf" -o ro -o allow_other)
+  # --trace-exporters= (none): gcsfuse 3.13 builds its Cloud Trace exporter even when tracing is off
+  # (sampling ratio 0), and that gRPC client resolves and dials cloudtrace.googleapis.com.
+  local args=(--foreground --disable-autoconfig --trace-exporters= --config-file "$fuse_conf" -o ro -o allow_other)
   [ -n "${GOOGLE_APPLICATION_CREDENTIALS:-}" ] && args+=(--key-file "$GOOGLE_APPLICATION_CREDENTIALS")
   clear_stale_mount
   log "mounting gs://$GCSFRONT_BUCKET at $mnt"
