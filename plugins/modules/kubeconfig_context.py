@@ -103,9 +103,13 @@ def _b64(pem):
 
 
 def _upsert(entries, name, key, value):
-    """Replace the entry called name in a kubeconfig list, or append it; return the new list."""
-    rest = [e for e in entries or [] if e.get("name") != name]
-    return rest + [{"name": name, key: value}]
+    """Replace the entry called name in a kubeconfig list where it stands, or append it; return the new list."""
+    entry = {"name": name, key: value}
+    entries = list(entries or [])
+    for i, e in enumerate(entries):
+        if e.get("name") == name:
+            return entries[:i] + [entry] + [e for e in entries[i + 1:] if e.get("name") != name]
+    return entries + [entry]
 
 
 def merge(config, p):
