@@ -239,7 +239,13 @@ def main():
         fail("Cannot read gs://%s/%s from the bucket: %s" % (p["bucket"], obj, e))
 
     # 2. The Service's address. A missing Service counts as waiting: it may be being created.
-    k8s = get_api_client(module=module)
+    # The client is made from the auth options alone: get_api_client(module=...) expects
+    # kubernetes.core's own module class.
+    auth = {k: p[k] for k in AUTH_ARG_SPEC if k in p and p[k] is not None}
+    try:
+        k8s = get_api_client(**auth)
+    except Exception as e:  # pylint: disable=broad-exception-caught
+        fail("Cannot reach the Kubernetes API for %s: %s" % (where, str(e).split("\n")[0][:300]))
     services = k8s.resource("Service", "v1")
     found = {}
 
