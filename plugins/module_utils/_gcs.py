@@ -14,6 +14,7 @@ import traceback
 from urllib.parse import quote
 
 from ansible.module_utils.basic import env_fallback
+from ansible_collections.gcsfront.gke.plugins.module_utils._errors import first_line
 
 try:
     import google.auth.exceptions
@@ -71,8 +72,8 @@ def session_from_params(params, scopes=(READ_ONLY,)):
             with open(source) as f:
                 info = json.load(f)
         except (OSError, ValueError) as e:
-            raise GcsError("cannot read service-account key %s: %s" % (source, getattr(e, "strerror", None) or
-                                                                      "not JSON")) from None
+            why = getattr(e, "strerror", None) or "not JSON"
+            raise GcsError("cannot read service-account key %s: %s" % (source, why)) from None
     if info is None:
         raise GcsError("no credentials: set gcs_credentials_file (or GOOGLE_APPLICATION_CREDENTIALS), "
                        "gcs_credentials_content, or gcs_anonymous")
@@ -93,7 +94,7 @@ class GcsClient:
         try:
             r = self.session.request(method, url, timeout=self.timeout, **kwargs)
         except google.auth.exceptions.RefreshError as e:
-            raise GcsError("cannot get a token for %s: %s" % (what, str(e).split("\n")[0][:200]), 401) from None
+            raise GcsError("cannot get a token for %s: %s" % (what, first_line(e, 200)), 401) from None
         except requests.RequestException as e:
             raise GcsError("%s: no answer from %s (%s)" % (what, self.endpoint, type(e).__name__)) from None
         if r.status_code not in ok:

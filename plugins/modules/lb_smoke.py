@@ -172,6 +172,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.six.moves.urllib.error import URLError
+from ansible_collections.gcsfront.gke.plugins.module_utils._errors import first_line
 from ansible_collections.gcsfront.gke.plugins.module_utils._gcs import (
     GCS_ARG_SPEC, GCS_MUTUALLY_EXCLUSIVE, HAS_GOOGLE_AUTH, GOOGLE_AUTH_IMPORT_ERROR, GcsClient, GcsError,
     session_from_params)
@@ -245,7 +246,7 @@ def main():
     try:
         k8s = get_api_client(**auth)
     except Exception as e:  # pylint: disable=broad-exception-caught
-        fail("Cannot reach the Kubernetes API for %s: %s" % (where, str(e).split("\n")[0][:300]))
+        fail("Cannot reach the Kubernetes API for %s: %s" % (where, first_line(e, 300)))
     services = k8s.resource("Service", "v1")
     found = {}
 
@@ -254,11 +255,11 @@ def main():
         found["service"] = svc
         return svc
 
-    address, _elapsed, last_error, _n = wait(fetch, lb_address, p["wait_timeout"], p["wait_sleep"])
+    address, _elapsed, last_error, _attempts = wait(fetch, lb_address, p["wait_timeout"], p["wait_sleep"])
     if not address:
         why = "the Service does not exist" if "service" not in found else "no address was assigned"
         if last_error is not None and "service" in found:
-            why += "; last error: %s" % str(last_error).split("\n")[0][:200]
+            why += "; last error: %s" % first_line(last_error, 200)
         fail("Timed out after %ds waiting for %s to get a LoadBalancer address (%s)" % (p["wait_timeout"], where, why))
     ports = (found["service"].get("spec") or {}).get("ports") or [{}]
     port = p["port"] or ports[0].get("port") or 80
@@ -283,22 +284,22 @@ def main():
     # 4. HEAD, Range and a missing path.
     checks = {}
     try:
-        code, headers, _ = request(url, "HEAD", timeout=p["request_timeout"], validate_certs=p["validate_certs"])
+        code, headers, _body = request(url, "HEAD", timeout=p["request_timeout"], validate_certs=p["validate_certs"])
         checks["head"] = code
         length = {k.lower(): v for k, v in headers.items()}.get("content-length")
         if code != 200 or str(length) != str(len(expected)):
             fail("HEAD %s answered %s with Content-Length %s, not 200 with %d" % (url, code, length, len(expected)),
                  checks=checks)
         if expected:
-            code, _, part = request(url, headers={"Range": "bytes=0-0"}, timeout=p["request_timeout"],
-                                    validate_certs=p["validate_certs"])
+            code, _headers, part = request(url, headers={"Range": "bytes=0-0"}, timeout=p["request_timeout"],
+                                           validate_certs=p["validate_certs"])
             checks["range"] = code
             if code != 206 or part != expected[:1]:
                 fail("Range bytes=0-0 on %s answered %s with %d bytes, not 206 with the object's first byte"
                      % (url, code, len(part)), checks=checks)
         else:
             checks["range"] = None  # an empty object has no first byte to ask for
-        code, _, _ = request(base + p["missing_path"], timeout=p["request_timeout"], validate_certs=p["validate_certs"])
+        code, _headers, _body = request(base + p["missing_path"], timeout=p["request_timeout"], validate_certs=p["validate_certs"])
         checks["missing"] = code
         if code != 404:
             fail("GET %s%s answered %s, not 404" % (base, p["missing_path"], code), checks=checks)

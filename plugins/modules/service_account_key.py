@@ -102,6 +102,7 @@ token_fetched:
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.gcsfront.gke.plugins.module_utils._errors import first_line
 from ansible_collections.gcsfront.gke.plugins.module_utils._sa_key import InvalidKey, credentials, fingerprint, parse
 
 try:
@@ -119,7 +120,7 @@ def main():
             path=dict(type="path"),
             content=dict(type="str", no_log=True),
             fetch_token=dict(type="bool", default=False),
-            token_uri=dict(type="str"),
+            token_uri=dict(type="str", no_log=False),  # a URL, not a secret
             scopes=dict(type="list", elements="str", default=["https://www.googleapis.com/auth/devstorage.read_only"]),
         ),
         mutually_exclusive=[("path", "content")],
@@ -155,7 +156,7 @@ def main():
         except google.auth.exceptions.GoogleAuthError as e:
             module.fail_json(msg="Key %s of %s was refused by %s: %s" % (
                 info["private_key_id"], info["client_email"], p["token_uri"] or info["token_uri"],
-                str(e).split("\n")[0][:300]))
+                first_line(e, 300)))
     module.exit_json(changed=False, client_email=info["client_email"], private_key_id=info["private_key_id"],
                      project_id=info.get("project_id"), token_uri=info["token_uri"],
                      fingerprint=fingerprint(info), token_fetched=fetched)
