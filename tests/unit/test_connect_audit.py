@@ -34,9 +34,10 @@ def test_metadata_dial_is_reported():
     assert non_loopback(TRACE + LEAK) == ["169.254.169.254:80"]
 
 
-@pytest.mark.parametrize("address, loopback", [("127.0.0.1", True), ("127.8.9.10", True), ("::1", True),
-                                                ("::ffff:127.0.0.1", True), ("10.254.254.17", False),
-                                                ("::ffff:10.0.0.1", False), ("fe80::1", False)])
+@pytest.mark.parametrize("address, loopback", [
+    ("127.0.0.1", True), ("127.8.9.10", True), ("::1", True), ("::ffff:127.0.0.1", True),
+    ("10.254.254.17", False), ("::ffff:10.0.0.1", False), ("fe80::1", False),
+])
 def test_is_loopback(address, loopback):
     assert is_loopback(address) is loopback
 

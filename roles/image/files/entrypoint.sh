@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Mount a Cloud Storage bucket with gcsfuse and serve it with nginx.
 #
 # GCSFRONT_MODE   all (default): gcsfuse and nginx in this container (privileged, the 2016 layout)
@@ -22,7 +22,7 @@ mnt=${GCSFRONT_MOUNT_POINT:-/mnt/gcs}
 fuse_conf=${GCSFRONT_GCSFUSE_CONFIG:-/etc/gcsfront/gcsfuse.yaml}
 nginx_conf=${GCSFRONT_NGINX_CONF:-/etc/gcsfront/nginx.conf}
 mount_timeout=${GCSFRONT_MOUNT_TIMEOUT:-60}
-fuse_pid= nginx_pid=
+fuse_pid='' nginx_pid=''
 
 log() { echo "gcsfront: $*" >&2; }
 

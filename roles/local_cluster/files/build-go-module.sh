@@ -13,6 +13,7 @@ export GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0 GOTOOLCHAIN=${GOTOOLCHAI
 
 # shellcheck source=go-run.sh
 source "$(dirname "$0")/go-run.sh"
+# shellcheck disable=SC2034  # read by go-run.sh
 GO_RUN_WHAT="building $package from $module@$version"
 
 rm -rf "$work"; mkdir -p "$work"; cd "$work"

@@ -16,6 +16,7 @@ export GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0 GOTOOLCHAIN=local
 
 # shellcheck source=go-run.sh
 source "$(dirname "$0")/go-run.sh"
+# shellcheck disable=SC2034  # read by go-run.sh
 GO_RUN_WHAT="build of kubernetes $ver"
 
 final=$out; out=$out.partial

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the build scripts: run a go command, turning a refused download into one clear line.
 #
 # The Go module proxy here has gaps: some versions answer "403 ... not available". That is the

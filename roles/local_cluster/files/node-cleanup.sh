@@ -13,9 +13,9 @@ pids=$(pgrep -f -- "containerd-shim.*-address $CONTAINERD_SOCK" || true)
 for procs in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods; do
   [ -d "$procs" ] && pids+=" $(find "$procs" -name cgroup.procs -exec cat {} + 2>/dev/null)"
 done
-pids=$(echo $pids)
-if [ -n "$pids" ]; then
-  kill -9 $pids 2>/dev/null || true
+readarray -t pid_list < <(tr ' ' '\n' <<<"$pids" | grep .)
+if [ "${#pid_list[@]}" -gt 0 ]; then
+  kill -9 "${pid_list[@]}" 2>/dev/null || true
   echo "changed: killed container processes"
   sleep 0.5
 fi
