@@ -1,0 +1,198 @@
+"""deploy.yml end to end on the local default inventory (issue: the collection end to end)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import subprocess
+
+import pytest
+import requests
+from conftest import REPO, SA_KEY_FILE, recap, run_playbook
+
+SEED = REPO / "playbooks/files/seed"
+FINAL_LINE = re.compile(r"gcsfront: gs://(\S+) is served at (http://\S+/) \((\S+): (\d+) bytes, sha256 (\w+)\.\.\. "
+                        r"(matches the bucket|DOES NOT match the bucket)")
+
+
+def final_line(output):
+    text = " ".join(output.split())  # the message is folded over lines by the callback
+    m = FINAL_LINE.search(text)
+    assert m, "no final report line in:\n" + output[-3000:]
+    return m
+
+
+def error_lines(output):
+    return [ln for ln in output.splitlines() if ln.startswith(("fatal:", "[ERROR]")) or '"msg":' in ln
+            or ln.strip().startswith("msg:")]
+
+
+@pytest.fixture(scope="module")
+def deployed():
+    """The first deploy on the local default (after the substrate is up), as a user runs it."""
+    proc = run_playbook("deploy.yml", timeout=1800)
+    return proc
+
+
+def test_deploy_serves_the_bucket_and_reports_the_url(deployed):
+    m = final_line(deployed.stdout)
+    assert m.group(6) == "matches the bucket"
+    url = m.group(2)
+    for name in ("index.html", "file1.txt", "file2.png"):
+        body = requests.get(url + name, timeout=10).content
+        assert hashlib.sha256(body).digest() == hashlib.sha256((SEED / name).read_bytes()).digest(), name
+    assert requests.get(url + "nothing-here", timeout=10).status_code == 404
+
+
+def test_second_deploy_changes_nothing(deployed):
+    proc = run_playbook("deploy.yml")
+    assert recap(proc.stdout)["changed"] == 0, proc.stdout[-4000:]
+
+
+def test_check_diff_on_a_deployed_stack_changes_nothing(deployed, kube):
+    from kubernetes import client
+
+    apps = client.AppsV1Api(kube)
+    before = apps.read_namespaced_deployment("gcsfront", "gcsfront").metadata.resource_version
+    proc = run_playbook("deploy.yml", "--check", "--diff")
+    assert recap(proc.stdout)["changed"] == 0, proc.stdout[-4000:]
+    assert apps.read_namespaced_deployment("gcsfront", "gcsfront").metadata.resource_version == before
+
+
+def private_fragments(pem):
+    """40-character probes of the key's private numbers, in every encoding they could be printed in.
+
+    The public modulus is in the private key's PEM too and is printed legitimately (certificate, CSR), so the
+    probes come from the private exponent and the primes only: base64 at each of the three byte alignments a
+    PEM can put them in, hex and decimal.
+    """
+    import base64
+
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    numbers = load_pem_private_key(pem.encode(), password=None).private_numbers()
+    probes = []
+    for value in (numbers.d, numbers.p, numbers.q):
+        raw = value.to_bytes((value.bit_length() + 7) // 8, "big")
+        probes += [base64.b64encode(raw[k:]).decode()[8:48] for k in range(3)]
+        probes += [raw.hex()[8:48], str(value)[8:48]]
+    return probes
+
+
+def test_verbose_deploy_never_prints_the_private_key(deployed):
+    key = json.loads(SA_KEY_FILE.read_text())
+    proc = run_playbook("deploy.yml", "-vvv")
+    # PEM and JSON output fold the key over lines ("\n" escaped or real): search with every break removed.
+    out = re.sub(r"\s+|\\n", "", proc.stdout)
+    probes = private_fragments(key["private_key"])
+    assert len(probes) == 15 and all(len(p) == 40 for p in probes)
+    # The probes do catch the key when printed: the key file itself holds d, p and q in base64.
+    assert sum(p in re.sub(r"\s+|\\n", "", SA_KEY_FILE.read_text()) for p in probes) >= 3
+    leaked = [p for p in probes if p in out]
+    assert not leaked, "private key material in -vvv output"
+    assert "PRIVATEKEY-----" not in out
+    assert len(out) > 100000, "the -vvv run printed too little to prove anything"
+
+
+def _fails_with(args, needle, changed_expected=0):
+    proc = run_playbook("deploy.yml", *args, check=False)
+    assert proc.returncode != 0, proc.stdout[-3000:]
+    errors = error_lines(proc.stdout)
+    assert any(needle in ln for ln in errors), "%r not in the error lines:\n%s" % (needle, "\n".join(errors))
+    assert recap(proc.stdout)["changed"] == changed_expected, proc.stdout[-3000:]
+    return proc
+
+
+@pytest.mark.parametrize("extra,needle", [
+    (["-e", "gcsfront_bucket="], "no bucket name"),
+    (["-e", "gcsfront_bucket=Not_A..Bucket!"], "invalid bucket name"),
+    (["-e", "gcsfront_kube_context=no-such-context"], "kube context 'no-such-context' is missing"),
+])
+def test_bad_input_fails_before_any_change(deployed, extra, needle):
+    _fails_with(extra, needle)
+
+
+@pytest.mark.parametrize("content,needle", [
+    ("this is { not json", "is not JSON"),
+    (json.dumps({"type": "authorized_user", "client_id": "x", "client_secret": "y", "refresh_token": "z"}),
+     "not a service-account key"),
+    (json.dumps({"type": "service_account", "client_email": "a@b.iam.gserviceaccount.com", "private_key_id": "k",
+                 "token_uri": "http://127.0.0.1:9/token"}), "private_key"),
+])
+def test_bad_key_fails_before_any_change(deployed, tmp_path, content, needle):
+    key = tmp_path / "key.json"
+    key.write_text(content)
+    _fails_with(["-e", "gcsfront_key_file=%s" % key], needle)
+
+
+def test_missing_object_fails_the_smoke_fetch(deployed):
+    _fails_with(["-e", "gcsfront_smoke_object=no/such/object.txt"], "not found in the bucket")
+
+
+def test_mismatching_content_fails_the_smoke_fetch(deployed):
+    proc = subprocess.run(
+        [str(REPO / ".venv/bin/ansible"), "localhost", "-m", "gcsfront.gke.lb_smoke", "-a", json.dumps({
+            "context": "gcsfront-local", "name": "gcsfront", "namespace": "gcsfront", "path": "/index.html",
+            "object": "file1.txt", "bucket": "gcsfront-local", "gcs_endpoint": "http://10.254.254.17:4443",
+            "gcs_credentials_file": str(SA_KEY_FILE), "wait_timeout": 30})],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+    assert proc.returncode != 0
+    assert "does not match gs://gcsfront-local/file1.txt" in proc.stdout, proc.stdout[-2000:]
+
+
+def test_service_without_an_address_times_out(deployed, kube, namespace):
+    from kubernetes import client
+
+    # MetalLB ignores a Service of another load-balancer class: it never gets an address.
+    client.CoreV1Api(kube).create_namespaced_service(namespace, {
+        "metadata": {"name": "orphan"},
+        "spec": {"type": "LoadBalancer", "loadBalancerClass": "example.invalid/none", "selector": {"a": "b"},
+                 "ports": [{"port": 80}]}})
+    proc = subprocess.run(
+        [str(REPO / ".venv/bin/ansible"), "localhost", "-m", "gcsfront.gke.lb_smoke", "-a", json.dumps({
+            "context": "gcsfront-local", "name": "orphan", "namespace": namespace, "path": "/index.html",
+            "bucket": "gcsfront-local", "gcs_endpoint": "http://10.254.254.17:4443",
+            "gcs_credentials_file": str(SA_KEY_FILE), "wait_timeout": 8, "wait_sleep": 1})],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+    assert proc.returncode != 0
+    assert "Timed out after 8s waiting for Service %s/orphan to get a LoadBalancer address" % namespace in proc.stdout
+
+
+@pytest.mark.parametrize("inventory", ["cluster1", "cluster2", "cluster3", "cluster4"])
+def test_gke_inventory_manifests_pass_server_side_dry_run(kube, tmp_path, inventory):
+    """Render every manifest of a GKE inventory and apply it with server-side dry-run to the local API server."""
+    import yaml
+    from kubernetes import dynamic
+
+    out = tmp_path / inventory
+    run_playbook("playbooks/render.yml", "-i", "inventories/%s" % inventory, "-e", "render_dir=%s" % out)
+    docs = [d for f in sorted(out.glob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d]
+    kinds = sorted({d["kind"] for d in docs})
+    assert {"ConfigMap", "Secret", "Service", "Namespace"} <= set(kinds) and ({"Deployment"} & set(kinds)), kinds
+    dyn = dynamic.DynamicClient(kube)
+    for doc in docs:
+        resource = dyn.resources.get(api_version=doc["apiVersion"], kind=doc["kind"])
+        if doc["kind"] != "Namespace":
+            doc["metadata"]["namespace"] = "default"  # the inventory's namespace need not exist here
+        resource.server_side_apply(body=doc, name=doc["metadata"]["name"],
+                                   namespace=doc["metadata"].get("namespace"), field_manager="gcsfront-test",
+                                   dry_run="All")
+
+
+def test_teardown_removes_the_frontend_and_is_safe_twice(deployed, kube):
+    """playbooks/teardown.yml deletes the frontend and its namespace; a second run changes nothing."""
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    core = client.CoreV1Api(kube)
+    address = core.read_namespaced_service("gcsfront", "gcsfront").status.load_balancer.ingress[0].ip
+    assert requests.get("http://%s/index.html" % address, timeout=10).status_code == 200
+    first = run_playbook("playbooks/teardown.yml")
+    assert recap(first.stdout)["changed"] >= 1
+    with pytest.raises(ApiException) as gone:
+        core.read_namespace("gcsfront")
+    assert gone.value.status == 404
+    with pytest.raises(requests.ConnectionError):
+        requests.get("http://%s/index.html" % address, timeout=5)
+    assert recap(run_playbook("playbooks/teardown.yml").stdout)["changed"] == 0
