@@ -1,0 +1,3 @@
+module gcsfront.local/gcs-latency-proxy
+
+go 1.22
