@@ -1,0 +1,220 @@
+"""gcsfront.gke.http_load end to end: the real ab, wrk and vegeta against a loopback server started here.
+
+Traffic goes only to the 127.0.0.1 server of the fixture below, and every load is small and short (at most a
+couple of hundred requests or one second).
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import threading
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+ANSIBLE = REPO / ".venv/bin/ansible"
+MODULE = REPO / "plugins/modules/http_load.py"
+VEGETA = "/root/.cache/gcsfront/bin/vegeta-v12.13.0/vegeta"
+BODY = b"0123456789"
+
+# Run from the repo root so that ansible.cfg resolves gcsfront.gke; results as JSON for the test to read.
+# The proxy variables point at a closed loopback port: the module must drop them (a tool that used them
+# would fail), and no request can leave the machine either way.
+ENV = dict(os.environ, ANSIBLE_CALLBACK_RESULT_FORMAT="json", ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
+           http_proxy="http://127.0.0.1:9", HTTP_PROXY="http://127.0.0.1:9", all_proxy="http://127.0.0.1:9")
+
+
+def need(path):
+    if not (shutil.which(path) if "/" not in path else os.access(path, os.X_OK)):
+        pytest.skip("%s is not installed" % path)
+    return path
+
+
+@pytest.fixture
+def server():
+    """A loopback server: 200 with a 10-byte body, 404 under /missing; it counts the requests it gets."""
+    hits = {"count": 0}
+    lock = threading.Lock()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as wrk and vegeta use it
+        disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stalls
+
+        def do_GET(self):  # noqa: N802 - the stdlib's name
+            with lock:
+                hits["count"] += 1
+            if self.path.startswith("/missing"):
+                status, body = 404, b"not found\n"
+            else:
+                status, body = 200, BODY
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            if "keep-alive" in (self.headers.get("Connection") or "").lower():
+                self.send_header("Connection", "keep-alive")  # ab -k (HTTP/1.0) reuses only on this answer
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield "http://127.0.0.1:%d" % httpd.server_address[1], hits
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def ansible(args, check=False):
+    """`ansible localhost -m gcsfront.gke.http_load -a JSON`: (state, result) where result is None when SKIPPED."""
+    argv = [str(ANSIBLE), "localhost", "-m", "gcsfront.gke.http_load", "-a", json.dumps(args)] + (["-C"] if check else [])
+    proc = subprocess.run(argv, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          check=False, timeout=120)
+    head, _sep, rest = proc.stdout.partition(" => ")
+    state = head.strip().split(" | ")[-1].split()[0] if " | " in head else None
+    assert state in ("SUCCESS", "FAILED!", "SKIPPED"), proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert (proc.returncode == 0) == (state != "FAILED!"), (proc.returncode, proc.stdout[-2000:])
+    return state, (json.loads(rest) if rest else None)
+
+
+def direct(args, tmp_path, check=False):
+    """The module run as Ansible's module runner does, for what the ad-hoc output does not show (skipped results)."""
+    argfile = tmp_path / "args.json"
+    argfile.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": dict(args, _ansible_check_mode=check)}))
+    env = dict(ENV, PYTHONPATH=str(REPO / "collections"))
+    proc = subprocess.run([str(REPO / ".venv/bin/python"), str(MODULE), str(argfile)], cwd=tmp_path, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False, timeout=120)
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def tool_args(tool, url, **extra):
+    args = {"ab": dict(requests=200, concurrency=5), "wrk": dict(duration=1, concurrency=2, threads=1),
+            "vegeta": dict(rate=50, duration=1, executable=VEGETA)}[tool]
+    need(args.get("executable") or tool)
+    return dict(args, url=url, tool=tool, timeout=5, **extra)
+
+
+def assert_sane(result):
+    assert result["ran"] is True and result["changed"] is False and result["rc"] == 0
+    assert result["requests"] > 0 and result["requests_per_second"] > 0
+    assert result["duration_s"] > 0 and result["time_per_request_ms"] >= 0
+    lat = result["latency_ms"]
+    assert set(lat) <= {"mean", "p50", "p90", "p99", "p999", "max"} and "p999" not in lat
+    assert lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
+    assert "stdout_tail" not in result and "stdout" not in result
+
+
+@pytest.mark.parametrize("keepalive", [False, True])
+def test_ab(server, keepalive):
+    base, hits = server
+    state, r = ansible(tool_args("ab", base + "/", keepalive=keepalive))
+    assert state == "SUCCESS", r
+    assert_sane(r)
+    assert (r["requests"], r["errors"], r["bytes"], r["status_codes"]) == (200, 0, 200 * len(BODY), {})
+    assert hits["count"] == 200
+    assert ("-k" in r["cmd"]) is keepalive and r["cmd"][-1] == base + "/"
+    assert set(r["latency_ms"]) == {"mean", "p50", "p90", "p99", "max"}
+
+
+def test_wrk(server):
+    base, hits = server
+    state, r = ansible(tool_args("wrk", base + "/"))
+    assert state == "SUCCESS", r
+    assert_sane(r)
+    assert r["errors"] == 0 and r["status_codes"] == {} and "bytes" not in r and r["read_bytes"] > 0
+    assert hits["count"] >= r["requests"]  # wrk does not count the answers still on the way at the end
+    assert set(r["latency_ms"]) == {"mean", "p50", "p90", "p99", "max"}
+
+
+def test_vegeta(server):
+    base, hits = server
+    state, r = ansible(tool_args("vegeta", base + "/"))
+    assert state == "SUCCESS", r
+    assert_sane(r)
+    assert abs(r["requests"] - 50) <= 1 and r["status_codes"] == {"200": r["requests"]} and r["errors"] == 0
+    assert "bytes" not in r and hits["count"] == r["requests"]  # -max-body 0: bodies are read, not kept
+    assert "-output" in r["cmd"] and r["report_cmd"][-1] == r["cmd"][-1]
+    assert not os.path.exists(r["cmd"][-1])  # the results file is gone
+
+
+@pytest.mark.parametrize("tool", ["ab", "wrk", "vegeta"])
+def test_every_404_is_an_error(server, tool):
+    base, _hits = server
+    args = tool_args(tool, base + "/missing")
+    if tool == "ab":
+        args.update(requests=50)
+    if tool == "vegeta":
+        args.update(rate=20)
+    state, r = ansible(args)
+    assert state == "SUCCESS", r
+    assert r["requests"] > 0 and r["errors"] == r["requests"]
+    if tool == "vegeta":
+        assert r["status_codes"] == {"404": r["requests"]}
+
+
+def test_pinned_to_a_cpu(server):
+    base, hits = server
+    need("taskset")
+    state, r = ansible(tool_args("ab", base + "/", cpus=[0], requests=20, concurrency=2))
+    assert state == "SUCCESS", r
+    i = r["cmd"].index("-c")
+    assert r["cmd"][i - 1].endswith("taskset") and r["cmd"][i + 1] == "0" and hits["count"] == 20
+
+
+def test_proxy_variables_are_unset_for_the_tool(server):
+    base, _hits = server
+    state, r = ansible(tool_args("vegeta", base + "/", rate=5))
+    assert state == "SUCCESS" and r["errors"] == 0, r
+    env_at = r["cmd"].index(next(a for a in r["cmd"] if a.endswith("/env")))
+    unset = set(r["cmd"][env_at + 2:r["cmd"].index(VEGETA):2])
+    assert {"http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "no_proxy"} <= unset
+
+
+@pytest.mark.parametrize("tool", ["ab", "wrk", "vegeta"])
+def test_check_mode_sends_nothing(server, tmp_path, tool):
+    base, hits = server
+    args = tool_args(tool, base + "/")
+    state, r = ansible(args, check=True)
+    assert state == "SKIPPED" and r is None
+    rc, r = direct(args, tmp_path, check=True)
+    assert rc == 0 and r["ran"] is False and r["changed"] is False and r["skipped"] is True, r
+    assert r["cmd"][0].endswith("timeout") and "requests" not in r and "rc" not in r
+    assert hits["count"] == 0
+
+
+def test_missing_executable_fails_with_one_line(server):
+    base, hits = server
+    state, r = ansible(dict(url=base + "/", tool="ab", executable="/nonexistent/ab", requests=10, concurrency=1))
+    assert state == "FAILED!" and r["ran"] is False
+    assert r["msg"] == "ab executable /nonexistent/ab is not an executable file"
+    assert hits["count"] == 0
+
+
+@pytest.mark.parametrize("args, needle", [
+    (dict(url="https://127.0.0.1:1/", tool="ab"), "url must start with http://"),
+    (dict(url="http://127.0.0.1:1/", tool="ab", requests=0), "requests must be in 1..100000"),
+    (dict(url="http://127.0.0.1:1/", tool="wrk", duration=301), "duration must be in (0, 300]"),
+    (dict(url="http://127.0.0.1:1/", tool="vegeta", rate=0), "rate must be in 1..100000"),
+])
+def test_bounds_fail_before_running(args, needle):
+    state, r = ansible(args)
+    assert state == "FAILED!" and needle in r["msg"] and "\n" not in r["msg"] and r["ran"] is False
+
+
+def test_a_tool_error_fails_with_one_line(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    need("ab")
+    rc, r = direct(dict(url="http://127.0.0.1:%d/" % port, tool="ab", requests=2, concurrency=1, timeout=2), tmp_path)
+    assert rc != 0 and r["failed"] is True and r["ran"] is True and r["rc"] != 0
+    assert r["msg"].startswith("ab against http://127.0.0.1:%d/ failed (rc %d): " % (port, r["rc"]))
+    assert "Connection refused" in r["msg"] and "\n" not in r["msg"] and len(r["stdout_tail"]) <= 2000
