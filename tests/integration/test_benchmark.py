@@ -1,0 +1,84 @@
+"""playbooks/benchmark.yml in short comparison mode on the local substrate (issue: performance).
+
+Figures are printed, never asserted against speed targets: the assertions check that every figure
+was produced, is sane, and that the GCS latency proxy really sits between gcsfuse and the bucket.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import run_playbook
+
+TOOLS = ("ab", "wrk", "vegeta")
+OBJECTS = ("File1", "File2")
+VARIANTS = ("2016 configuration", "preset", "local disk")
+
+
+@pytest.fixture(scope="module")
+def results(kube, tmp_path_factory):
+    out = tmp_path_factory.mktemp("benchmark")
+    proc = run_playbook("playbooks/benchmark.yml", "-e", "benchmark_compare=true",
+                        "-e", "benchmark_results_dir=%s" % out, timeout=1800)
+    print(proc.stdout[-3000:])
+    print((out / "results.md").read_text())
+    png = (out / "chart.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10000, "no chart drawn"
+    return json.loads((out / "results.json").read_text()), (out / "results.md").read_text()
+
+
+def run_of(data, target, obj, tool):
+    runs = [r for r in data["runs"] if (r["target"], r["object"], r["tool"]) == (target, obj, tool)]
+    assert len(runs) == 1, (target, obj, tool, runs)
+    return runs[0]
+
+
+@pytest.mark.parametrize("target", VARIANTS)
+def test_every_figure_is_produced_and_sane(results, target):
+    data, _markdown = results
+    assert data["mode"] == "short" and data["machine"]["cores"] >= 1
+    for obj in OBJECTS:
+        for tool in TOOLS:
+            run = run_of(data, target, obj, tool)
+            if (target, tool) == ("2016 configuration", "vegeta"):
+                # It serves a few requests per second: a fixed rate far above that queues until the
+                # per-request timeout. Its latency shows it; timeouts are allowed.
+                assert run["latency_ms"]["p50"] > 100, run
+            else:
+                assert run["errors"] == 0, run
+            assert run["requests"] > 0 and run["requests_per_second"] > 0, run
+            # ab reports whole milliseconds: a fast answer is 0 ms.
+            assert 0 <= run["latency_ms"]["p50"] <= run["latency_ms"]["p99"] <= run["latency_ms"]["max"], run
+            assert run["latency_ms"]["max"] > 0, run
+            if target == "local disk":
+                assert run["gcs_calls_per_request"] is None, run  # no bucket behind it
+            else:
+                assert run["gcs_calls_per_request"] >= 0, run
+        ab = run_of(data, target, obj, "ab")
+        assert ab["requests"] == data["load"]["ab_requests"]
+        if target != "2016 configuration":  # too slow for the rate: vegeta's workers run out
+            vegeta = run_of(data, target, obj, "vegeta")
+            assert vegeta["requests"] == data["load"]["rate"] * data["load"]["rate_duration"], vegeta
+
+
+def test_the_proxy_is_in_the_path_and_the_preset_caches(results):
+    data, _markdown = results
+    # The 2016 configuration has gcsfuse's metadata cache off: every request asks GCS.
+    assert run_of(data, "2016 configuration", "File1", "wrk")["gcs_calls_per_request"] >= 1
+    # The preset serves warm requests without GCS.
+    assert run_of(data, "preset", "File1", "wrk")["gcs_calls_per_request"] < 0.01
+    cold = {c["target"]: c for c in data["cold"]}
+    assert set(cold) == {"2016 configuration", "preset"}
+    for c in cold.values():
+        # A never-seen object costs GCS round trips, each delayed by the proxy (30 +- 10 ms).
+        assert sum(c["gcs_calls"].values()) >= 1 and c["gcs_calls"]["read"] >= 1, c
+        assert c["time_ms"] >= 20, c
+
+
+def test_the_report_holds_the_2016_table(results):
+    _data, markdown = results
+    assert "## The 2016 table: `ab -n 100 -c 10`, warm" in markdown
+    assert "| 2016 (GKE, 3 replicas) | 5.4-13.0 |" in markdown
+    for target in VARIANTS:
+        assert "| %s |" % target in markdown
