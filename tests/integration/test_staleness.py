@@ -1,0 +1,55 @@
+"""An object updated in the bucket is served within the preset's staleness window, never torn or mixed.
+
+The window is what roles/frontend documents: gcsfuse's metadata TTL (how long a stat is trusted) plus
+nginx's open_file_cache_valid (how long an open file is reused without a new stat). The test replaces
+an object while polling the deployed frontend (3 replicas) through its LoadBalancer; every body must be
+exactly the old or the new content, and the new one must be served everywhere within the window.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+import yaml
+from conftest import REPO, lb_address, upload, wait_for
+
+FRONTEND = yaml.safe_load((REPO / "roles/frontend/defaults/main.yml").read_text())
+WINDOW = FRONTEND["frontend_gcsfuse_metadata_ttl_secs"] + int(FRONTEND["frontend_nginx_open_file_cache_valid"].rstrip("s"))
+SIZE = 256 * 1024  # larger than a page and than one FUSE read: a torn body would show
+
+
+@pytest.fixture(scope="module")
+def frontend_url(kube):
+    # The frontend deploy.yml made (scripts/test runs this after the deploy and Molecule tests).
+    return "http://%s/" % lb_address(kube, "gcsfront", "gcsfront", timeout=30)
+
+
+def test_an_updated_object_is_served_within_the_window_and_never_mixed(frontend_url, gcs_session):
+    name = "stale/object-%d.bin" % time.time_ns()
+    old, new = b"A" * SIZE, b"B" * SIZE
+    session = requests.Session()
+    session.trust_env = False
+    upload(gcs_session, "gcsfront-local", name, old)
+    # A new name may be hidden by gcsfuse's negative cache for a few seconds: wait until every pod has it.
+    wait_for(lambda: all(session.get(frontend_url + name, timeout=5).content == old for _attempt in range(12)),
+             60, interval=1, what="the first version to be served")
+
+    upload(gcs_session, "gcsfront-local", name, new)
+    updated = time.monotonic()
+    seen_new_in_a_row, bodies, deadline = 0, {"old": 0, "new": 0}, updated + WINDOW + 15
+    while seen_new_in_a_row < 30:
+        assert time.monotonic() < deadline, "still serving the old version %ds after the update (window %ds): %s" % (
+            time.monotonic() - updated, WINDOW, bodies)
+        r = session.get(frontend_url + name, timeout=5)
+        assert r.status_code == 200, (r.status_code, r.text[:200])
+        assert r.content in (old, new), "a torn or mixed body: %d bytes, starts %r, ends %r" % (
+            len(r.content), r.content[:8], r.content[-8:])
+        kind = "new" if r.content == new else "old"
+        bodies[kind] += 1
+        seen_new_in_a_row = seen_new_in_a_row + 1 if kind == "new" else 0
+        time.sleep(0.2)
+    took = time.monotonic() - updated
+    print("staleness: the update was served everywhere after %.1fs (window %ds; %s)" % (took, WINDOW, bodies))
+    assert took <= WINDOW + 15
