@@ -41,6 +41,7 @@ def test_every_figure_is_produced_and_sane(results, target):
     for obj in OBJECTS:
         for tool in TOOLS:
             run = run_of(data, target, obj, tool)
+            assert not run["failed"], run
             if (target, tool) == ("2016 configuration", "vegeta"):
                 # It serves a few requests per second: a fixed rate far above that queues until the
                 # per-request timeout. Its latency shows it; timeouts are allowed.
