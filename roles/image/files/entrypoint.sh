@@ -10,6 +10,10 @@
 # GCSFRONT_NGINX_CONF        /etc/gcsfront/nginx.conf
 # GCSFRONT_MOUNT_TIMEOUT     60 (seconds to wait for the mount)
 # GOOGLE_APPLICATION_CREDENTIALS  service-account key file (gcsfuse --key-file); unset: default credentials
+# GCSFRONT_NAME_INDEX_DIR   empty (default): off. A directory: keep the bucket's names there for nginx to
+#                           answer unknown names 404 without the mount (all, serve; see gcsfront-name-index)
+# GCSFRONT_NAME_INDEX_INTERVAL   30 (seconds between listings)
+# GCSFRONT_NAME_INDEX_MAX_NAMES  100000 (more names: the index steps aside and the mount answers)
 # GCSFRONT_USE_METADATA      false: GCE_METADATA_HOST is pointed at 127.0.0.1:9 (nothing) unless already
 #                            set, so gcsfuse never dials the metadata server; true for Workload Identity
 #
@@ -22,7 +26,8 @@ mnt=${GCSFRONT_MOUNT_POINT:-/mnt/gcs}
 fuse_conf=${GCSFRONT_GCSFUSE_CONFIG:-/etc/gcsfront/gcsfuse.yaml}
 nginx_conf=${GCSFRONT_NGINX_CONF:-/etc/gcsfront/nginx.conf}
 mount_timeout=${GCSFRONT_MOUNT_TIMEOUT:-60}
-fuse_pid='' nginx_pid=''
+name_index_dir=${GCSFRONT_NAME_INDEX_DIR:-}
+fuse_pid='' nginx_pid='' index_pid=''
 
 log() { echo "gcsfront: $*" >&2; }
 
@@ -90,6 +95,7 @@ start_gcsfuse() {
 
 stop_all() {
   trap '' TERM QUIT INT
+  [ -z "$index_pid" ] || kill -TERM "$index_pid" 2>/dev/null
   if [ -n "$nginx_pid" ] && kill -0 "$nginx_pid" 2>/dev/null; then
     log "stopping nginx gracefully"
     kill -QUIT "$nginx_pid" 2>/dev/null
@@ -110,6 +116,12 @@ trap 'stop_all; exit 0' TERM QUIT INT
 if [ "$mode" = serve ]; then
   log "waiting for the mount at $mnt"
   wait_for_mount ""
+fi
+if [ "$mode" != mount ] && [ -n "$name_index_dir" ]; then
+  # Until its first complete listing (and whenever it cannot be trusted) nginx asks the mount about every name.
+  gcsfront-name-index "$mnt" "$name_index_dir" "${GCSFRONT_NAME_INDEX_INTERVAL:-30}" \
+    "${GCSFRONT_NAME_INDEX_MAX_NAMES:-100000}" &
+  index_pid=$!
 fi
 if [ "$mode" != mount ]; then
   nginx -c "$nginx_conf" -g 'daemon off;' &
