@@ -25,6 +25,8 @@ MAX_CONCURRENCY = 1000
 MAX_DURATION = 300.0
 MAX_RATE = 100000
 MAX_WORKERS = 100000
+MAX_DISTINCT_PATHS = 1000000
+NO_TARGETS = "no targets to attack"
 MAX_TIMEOUT = 120.0
 AB_GUARD_CAP = 600
 GUARD_SLACK = 30
@@ -74,10 +76,12 @@ def whole_seconds(seconds):
 
 
 def bounds_problem(tool, requests=500, concurrency=10, duration=5.0, threads=1, rate=100, max_workers=64,
-                   timeout=10.0):
+                   timeout=10.0, distinct_paths=0):
     """The first bound the options of `tool` break, as a one-line message, or None."""
     if not 0 < timeout <= MAX_TIMEOUT:
         return "timeout must be in (0, %g] seconds, not %g" % (MAX_TIMEOUT, timeout)
+    if distinct_paths and tool != "vegeta":
+        return "distinct_paths is for vegeta only, not %s" % tool
     if tool == "ab":
         if not 1 <= requests <= MAX_REQUESTS:
             return "requests must be in 1..%d, not %d" % (MAX_REQUESTS, requests)
@@ -97,10 +101,15 @@ def bounds_problem(tool, requests=500, concurrency=10, duration=5.0, threads=1, 
             return "wrk takes whole seconds: duration must be a whole number, not %g" % duration
         return None
     if tool == "vegeta":
-        if not 1 <= rate <= MAX_RATE:
-            return "rate must be in 1..%d requests per second, not %d" % (MAX_RATE, rate)
+        if not 0 <= rate <= MAX_RATE:
+            return "rate must be in 0..%d requests per second (0: as fast as max_workers allow), not %d" % (
+                MAX_RATE, rate)
         if not 1 <= max_workers <= MAX_WORKERS:
             return "max_workers must be in 1..%d, not %d" % (MAX_WORKERS, max_workers)
+        if rate == 0 and max_workers > MAX_CONCURRENCY:
+            return "max_workers must be in 1..%d with rate 0 (a closed loop), not %d" % (MAX_CONCURRENCY, max_workers)
+        if not 0 <= distinct_paths <= MAX_DISTINCT_PATHS:
+            return "distinct_paths must be in 0..%d, not %d" % (MAX_DISTINCT_PATHS, distinct_paths)
         return None
     return "tool must be one of %s, not %s" % (", ".join(TOOLS), tool)
 
@@ -143,12 +152,17 @@ def _go_seconds(seconds):
     return "%ss" % ("%d" % seconds if seconds == int(seconds) else repr(float(seconds)))
 
 
-def vegeta_attack_argv(executable, rate, duration, timeout, max_workers, output):
-    """vegeta attack: an open loop at a fixed rate (coordinated-omission safe); targets come on stdin."""
-    return [executable, "attack", "-rate", "%d/1s" % rate, "-duration", _go_seconds(duration),
-            "-timeout", _go_seconds(timeout), "-max-workers", str(max_workers), "-keepalive=true",
-            # Keep no bodies in the results file: at 1000/s for 20 s a 300 KB object would be 6 GB.
-            "-max-body", "0", "-output", output]
+def vegeta_attack_argv(executable, rate, duration, timeout, max_workers, output, lazy=False):
+    """vegeta attack: an open loop at a fixed rate (coordinated-omission safe), or with rate 0 a closed loop of
+    max_workers workers; targets come on stdin (read as needed with lazy: the attack ends when they run out)."""
+    argv = [executable, "attack", "-rate", "%d/1s" % rate if rate else "0", "-duration", _go_seconds(duration),
+            "-timeout", _go_seconds(timeout)]
+    if not rate:
+        argv += ["-workers", str(max_workers)]
+    argv += ["-max-workers", str(max_workers), "-keepalive=true",
+             # Keep no bodies in the results file: at 1000/s for 20 s a 300 KB object would be 6 GB.
+             "-max-body", "0", "-output", output]
+    return argv + ["-lazy"] if lazy else argv
 
 
 def vegeta_report_argv(executable, results):
@@ -158,6 +172,28 @@ def vegeta_report_argv(executable, results):
 def vegeta_target(url):
     """The attack's stdin: one target in vegeta's http format."""
     return "GET %s\n" % url
+
+
+def vegeta_distinct_targets(url, count):
+    """The attack's stdin for `count` distinct paths: the URL with 0, 1, ... count - 1 appended (8 digits)."""
+    return "".join("GET %s%08d\n" % (url, i) for i in range(count))
+
+
+def _drop_exhausted(figures, sent_at_most, errors, seconds):
+    """vegeta -lazy counts each worker that found no target left as a request without an answer (status 0,
+    error "no targets to attack"); take those out of figures that cannot hold more than sent_at_most."""
+    extra = figures["requests"] - sent_at_most
+    if extra <= 0 or NO_TARGETS not in errors:
+        return figures
+    codes = dict(figures["status_codes"])
+    dropped = min(extra, codes.get("0", 0))
+    if dropped:
+        codes["0"] -= dropped
+        if not codes["0"]:
+            del codes["0"]
+    requests = figures["requests"] - dropped
+    return dict(figures, requests=requests, errors=figures["errors"] - dropped, status_codes=codes,
+                requests_per_second=_r(requests / seconds if seconds > 0 else 0.0))
 
 
 def guarded(argv, limit, timeout_bin="timeout", env_bin="env", taskset_bin="taskset", cpus=None):
@@ -283,8 +319,9 @@ def parse_wrk(text):
     )
 
 
-def parse_vegeta_report(json_text):
-    """Figures of `vegeta report -type=json` (times in nanoseconds)."""
+def parse_vegeta_report(json_text, sent_at_most=None):
+    """Figures of `vegeta report -type=json` (times in nanoseconds). With sent_at_most (the number of targets of a
+    -lazy attack), the workers that found no target left are not counted as requests."""
     try:
         report = json.loads(json_text or "")
     except ValueError as e:
@@ -308,7 +345,7 @@ def parse_vegeta_report(json_text):
     requests = int(report["requests"])
     ok = sum(n for code, n in codes.items() if code.isdigit() and 200 <= int(code) < 300)
     seconds = (report["duration"] + report["wait"]) / 1e9
-    return dict(
+    figures = dict(
         requests=requests,
         errors=requests - ok,
         requests_per_second=_r(requests / seconds if seconds > 0 else 0.0),
@@ -317,3 +354,6 @@ def parse_vegeta_report(json_text):
         status_codes=codes,
         duration_s=_r(seconds),
     )
+    if sent_at_most is None:
+        return figures
+    return _drop_exhausted(figures, sent_at_most, [str(e) for e in report.get("errors") or []], seconds)

@@ -50,7 +50,8 @@ options:
         loop for throughput.
       - V(vegeta) runs C(vegeta attack -rate RATE/1s -duration DURATION -timeout TIMEOUT -max-workers
         MAX_WORKERS -keepalive=true) with the target on its standard input, then C(vegeta report -type=json)
-        on its results.
+        on its results. With O(rate=0) it runs C(-rate 0 -workers MAX_WORKERS -max-workers MAX_WORKERS), a
+        closed loop of that many workers.
     type: str
     choices: [ab, wrk, vegeta]
     required: true
@@ -78,13 +79,25 @@ options:
     type: int
     default: 1
   rate:
-    description: Requests per second V(vegeta) sends, from 1 to 100000.
+    description:
+      - Requests per second V(vegeta) sends, from 1 to 100000.
+      - V(0) sends as fast as the answers come back, with exactly O(max_workers) workers (then at most 1000):
+        a closed loop, like V(ab) and V(wrk), for a flood of a given concurrency.
     type: int
     default: 100
   max_workers:
     description: Most workers (and so connections) V(vegeta) may use to keep up the rate, from 1 to 100000.
     type: int
     default: 64
+  distinct_paths:
+    description:
+      - For V(vegeta) only. V(0) sends every request to O(url). A number N sends N requests, each to a path of
+        its own, O(url) with an 8-digit number appended (V(00000000) to N - 1), and the run ends after the N
+        requests or O(duration), whichever comes first. From 0 to 1000000.
+      - Meant for floods of names a server does not have (no cache can absorb them), so RV(errors) counts
+        the expected 404 answers too; read RV(status_codes).
+    type: int
+    default: 0
   timeout:
     description: Seconds one request may take, for every tool. Greater than 0 and at most 120. V(ab) and
       V(wrk) take whole seconds, so it is rounded up for them.
@@ -138,6 +151,17 @@ EXAMPLES = r"""
     duration: 10
     executable: /root/.cache/gcsfront/bin/vegeta-v12.13.0/vegeta
   register: latency
+
+- name: A flood of 100000 distinct missing names by 10 clients, for at most 10 seconds.
+  gcsfront.gke.http_load:
+    url: http://10.254.254.18/flood/missing-
+    tool: vegeta
+    rate: 0
+    max_workers: 10
+    distinct_paths: 100000
+    duration: 10
+    executable: /root/.cache/gcsfront/bin/vegeta-v12.13.0/vegeta
+  register: flood
 
 - name: The 2016 measurement, 500 requests by 10 clients.
   gcsfront.gke.http_load:
@@ -265,7 +289,7 @@ from ansible_collections.gcsfront.gke.plugins.module_utils._errors import first_
 from ansible_collections.gcsfront.gke.plugins.module_utils._load import (
     LoadOutputError, ab_argv, bounds_problem, cpus_problem, failure_line, guard_seconds, guarded,
     normalize_url, parse_ab, parse_vegeta_report, parse_wrk, url_problem, vegeta_attack_argv, vegeta_report_argv,
-    vegeta_target, wrk_argv)
+    vegeta_distinct_targets, vegeta_target, wrk_argv)
 
 REPORT_LIMIT = 60  # seconds for `vegeta report` to read the results file
 GUARD_RCS = (124, 128 + 9)  # timeout(1): the limit was reached; the tool then needed SIGKILL
@@ -282,6 +306,7 @@ def argument_spec():
         threads=dict(type="int", default=1),
         rate=dict(type="int", default=100),
         max_workers=dict(type="int", default=64),
+        distinct_paths=dict(type="int", default=0),
         timeout=dict(type="float", default=10.0),
         executable=dict(type="path"),
         cpus=dict(type="list", elements="int"),
@@ -310,7 +335,7 @@ def main():
 
     problem = url_problem(p["url"]) or bounds_problem(
         tool, requests=p["requests"], concurrency=p["concurrency"], duration=p["duration"], threads=p["threads"],
-        rate=p["rate"], max_workers=p["max_workers"], timeout=p["timeout"])
+        rate=p["rate"], max_workers=p["max_workers"], timeout=p["timeout"], distinct_paths=p["distinct_paths"])
     cpus = p["cpus"] or []
     if not problem and cpus:
         allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
@@ -343,7 +368,7 @@ def main():
         # The module's private temporary directory: the name is ours alone, and Ansible removes the directory.
         results_file = os.path.join(module.tmpdir, "vegeta-results.bin")
         cmd = guard(vegeta_attack_argv(executable, p["rate"], p["duration"], p["timeout"], p["max_workers"],
-                                       results_file))
+                                       results_file, lazy=p["distinct_paths"] > 0))
         result["report_cmd"] = guarded(vegeta_report_argv(executable, results_file), REPORT_LIMIT, **bins)
     result["cmd"] = cmd
 
@@ -379,9 +404,11 @@ def main():
         figures = parse(parse_wrk, rc, out, tool)
     else:
         try:
-            run(cmd, tool, data=vegeta_target(url))
+            distinct = p["distinct_paths"]
+            run(cmd, tool, data=vegeta_distinct_targets(url, distinct) if distinct else vegeta_target(url))
             rc, out = run(result["report_cmd"], "vegeta report")
-            figures = parse(parse_vegeta_report, rc, out, "vegeta report")
+            figures = parse(lambda text: parse_vegeta_report(text, sent_at_most=distinct or None), rc, out,
+                            "vegeta report")
         finally:
             if os.path.exists(results_file):
                 os.unlink(results_file)

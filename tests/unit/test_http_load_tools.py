@@ -143,6 +143,17 @@ def test_vegeta(server):
     assert not os.path.exists(r["cmd"][-1])  # the results file is gone
 
 
+def test_vegeta_flood_of_distinct_paths(server):
+    """A closed loop of 4 workers sends 300 requests, each to its own path, and stops when they run out."""
+    base, hits = server
+    state, r = ansible(tool_args("vegeta", base + "/missing/n-", rate=0, max_workers=4, distinct_paths=300,
+                                 duration=20))
+    assert state == "SUCCESS", r
+    assert r["requests"] == 300 == hits["count"] and r["status_codes"] == {"404": 300} and r["errors"] == 300
+    assert r["duration_s"] < 20  # it ended when the paths ran out, not at the duration
+    assert r["cmd"][r["cmd"].index("-rate") + 1] == "0" and "-lazy" in r["cmd"]
+
+
 @pytest.mark.parametrize("tool", ["ab", "wrk", "vegeta"])
 def test_every_404_is_an_error(server, tool):
     base, _hits = server
@@ -200,7 +211,8 @@ def test_missing_executable_fails_with_one_line(server):
     (dict(url="https://127.0.0.1:1/", tool="ab"), "url must start with http://"),
     (dict(url="http://127.0.0.1:1/", tool="ab", requests=0), "requests must be in 1..100000"),
     (dict(url="http://127.0.0.1:1/", tool="wrk", duration=301), "duration must be in (0, 300]"),
-    (dict(url="http://127.0.0.1:1/", tool="vegeta", rate=0), "rate must be in 1..100000"),
+    (dict(url="http://127.0.0.1:1/", tool="vegeta", rate=-5), "rate must be in 0..100000"),
+    (dict(url="http://127.0.0.1:1/", tool="wrk", distinct_paths=5), "distinct_paths is for vegeta only"),
 ])
 def test_bounds_fail_before_running(args, needle):
     state, r = ansible(args)

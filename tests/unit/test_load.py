@@ -11,7 +11,8 @@ import pytest
 
 from ansible_collections.gcsfront.gke.plugins.module_utils._load import (
     PROXY_VARIABLES, LoadOutputError, ab_argv, bounds_problem, cpus_problem, failure_line, guard_seconds, guarded,
-    normalize_url, parse_ab, parse_vegeta_report, parse_wrk, url_problem, vegeta_attack_argv, vegeta_report_argv,
+    normalize_url, parse_ab, parse_vegeta_report, parse_wrk, url_problem, vegeta_attack_argv, vegeta_distinct_targets,
+    vegeta_report_argv,
     vegeta_target, wrk_argv, wrk_duration_to_ms, wrk_size_to_bytes)
 
 AB_OK = """\
@@ -506,6 +507,39 @@ def test_wrk_argv():
         "/usr/bin/wrk", "-t", "2", "-c", "10", "-d", "5s", "--latency", "--timeout", "3s", "http://127.0.0.1/"]
 
 
+def test_vegeta_closed_loop_and_lazy_argv():
+    argv = vegeta_attack_argv("vegeta", 0, 2, 10.0, 10, "/tmp/x/r.bin", lazy=True)
+    assert argv[:4] == ["vegeta", "attack", "-rate", "0"]
+    assert argv[argv.index("-workers") + 1] == argv[argv.index("-max-workers") + 1] == "10"
+    assert argv[-1] == "-lazy" and "-lazy" not in vegeta_attack_argv("vegeta", 5, 2, 10.0, 10, "/tmp/x/r.bin")
+    assert "-workers" not in vegeta_attack_argv("vegeta", 5, 2, 10.0, 10, "/tmp/x/r.bin")
+
+
+def test_vegeta_distinct_targets():
+    text = vegeta_distinct_targets("http://127.0.0.1:8/flood/x-", 3)
+    assert text == ("GET http://127.0.0.1:8/flood/x-00000000\nGET http://127.0.0.1:8/flood/x-00000001\n"
+                    "GET http://127.0.0.1:8/flood/x-00000002\n")
+    assert vegeta_distinct_targets("http://h/", 0) == ""
+
+
+# A -lazy attack of 3000 targets by 10 workers (vegeta v12.13.0): two workers found no target left.
+VEGETA_EXHAUSTED = ('{"latencies":{"total":1855170617,"mean":617978,"50th":472296,"90th":1162894,"95th":1599827,'
+                    '"99th":3127013,"max":9839861,"min":1226},"bytes_in":{"total":0,"mean":0},'
+                    '"bytes_out":{"total":0,"mean":0},"earliest":"2026-11-27T11:58:16.9019658Z",'
+                    '"latest":"2026-11-27T11:58:17.175358882Z","end":"2026-11-27T11:58:17.175906616Z",'
+                    '"duration":273393082,"wait":547734,"requests":3002,"rate":10980.52656650617,"throughput":0,'
+                    '"success":0,"status_codes":{"0":2,"404":3000},"errors":["404 Not Found","no targets to attack"]}')
+
+
+def test_parse_vegeta_report_drops_workers_that_ran_out_of_targets():
+    figures = parse_vegeta_report(VEGETA_EXHAUSTED, sent_at_most=3000)
+    assert figures["requests"] == 3000 and figures["status_codes"] == {"404": 3000} and figures["errors"] == 3000
+    assert figures["requests_per_second"] == round(3000 / 0.273940816, 3)
+    # Without the bound, or with more targets than answers, nothing is dropped.
+    assert parse_vegeta_report(VEGETA_EXHAUSTED)["requests"] == 3002
+    assert parse_vegeta_report(VEGETA_EXHAUSTED, sent_at_most=5000)["status_codes"] == {"0": 2, "404": 3000}
+
+
 def test_vegeta_argvs():
     assert vegeta_attack_argv("vegeta", 50, 1.5, 10.0, 64, "/tmp/x/r.bin") == [
         "vegeta", "attack", "-rate", "50/1s", "-duration", "1.5s", "-timeout", "10s", "-max-workers", "64",
@@ -551,8 +585,13 @@ def test_guard_seconds():
     ("wrk", dict(duration=300.5), "duration must be in (0, 300]"),
     ("wrk", dict(duration=1.5), "whole seconds"),
     ("wrk", dict(concurrency=2, threads=3), "threads must be in 1..concurrency"),
-    ("vegeta", dict(rate=0), "rate must be in 1..100000"),
-    ("vegeta", dict(rate=100001), "rate must be in 1..100000"),
+    ("vegeta", dict(rate=-1), "rate must be in 0..100000"),
+    ("vegeta", dict(rate=100001), "rate must be in 0..100000"),
+    ("vegeta", dict(rate=0, max_workers=1001), "max_workers must be in 1..1000 with rate 0"),
+    ("vegeta", dict(distinct_paths=-1), "distinct_paths must be in 0..1000000"),
+    ("vegeta", dict(distinct_paths=1000001), "distinct_paths must be in 0..1000000"),
+    ("wrk", dict(distinct_paths=10), "distinct_paths is for vegeta only"),
+    ("ab", dict(distinct_paths=10), "distinct_paths is for vegeta only"),
     ("vegeta", dict(duration=-1), "duration must be in (0, 300]"),
     ("vegeta", dict(max_workers=0), "max_workers must be in"),
     ("ab", dict(timeout=0), "timeout must be in (0, 120]"),
@@ -567,6 +606,7 @@ def test_bounds(tool, options, needle):
     ("ab", {}), ("ab", dict(requests=1, concurrency=1)), ("ab", dict(requests=100000, concurrency=1000)),
     ("wrk", dict(duration=300, timeout=120)), ("vegeta", dict(duration=0.5, rate=100000, timeout=0.1)),
     ("ab", dict(duration=0, rate=0)),  # options of other tools are not checked
+    ("vegeta", dict(rate=0, max_workers=10, distinct_paths=1000000)),
 ])
 def test_bounds_allow(tool, options):
     assert bounds_problem(tool, **options) is None
