@@ -71,10 +71,34 @@ def test_the_proxy_is_in_the_path_and_the_preset_caches(results):
     assert run_of(data, "preset", "File1", "wrk")["gcs_calls_per_request"] < 0.01
     cold = {c["target"]: c for c in data["cold"]}
     assert set(cold) == {"2016 configuration", "preset"}
+    # The preset's name index lists the never-seen object first, which fills gcsfuse's stat cache: its first
+    # fetch is a read alone.
+    assert cold["preset"]["gcs_calls"].get("metadata", 0) == 0 and cold["preset"]["gcs_calls"]["read"] == 1, cold
     for c in cold.values():
         # A never-seen object costs GCS round trips, each delayed by the proxy (30 +- 10 ms).
         assert sum(c["gcs_calls"].values()) >= 1 and c["gcs_calls"]["read"] >= 1, c
         assert c["time_ms"] >= 20, c
+
+
+def test_floods_of_missing_names_are_measured_and_the_name_index_keeps_them_from_gcs(results):
+    data, markdown = results
+    floods = {(f["target"], f["rate"]): f for f in data["flood"]}
+    targets = ("preset", "local disk", "preset without name index")
+    assert set(floods) == {(t, rate) for t in targets for rate in (0, data["load"]["flood_rate"])}, list(floods)
+    for (target, rate), f in floods.items():
+        assert not f["failed"], f
+        assert f["baseline"]["requests_per_second"] > 0 and f["throughput_ratio"] is not None, f
+        # Every answer to the flood says the name is not there (404) or, paced by the preset, later (429).
+        codes = f["misses"]["status_codes"]
+        assert f["misses"]["requests"] > 0 and set(codes) <= {"404", "429"} and "404" in codes, f
+        assert sum(codes.values()) == f["misses"]["requests"], f
+        if target == "preset":
+            # The name index answers them: no GCS call, however many distinct names.
+            assert f["gcs_calls"] == 0 and f["flooded"]["errors"] == 0, f
+        if target == "preset without name index":
+            # Each distinct missing name goes to GCS (a metadata lookup and, with implicit dirs, a list).
+            assert f["gcs_calls_per_miss"] >= 1, f
+    assert "## Floods of distinct missing names" in markdown
 
 
 def test_the_report_holds_the_2016_table(results):
