@@ -152,9 +152,10 @@ def _go_seconds(seconds):
     return "%ss" % ("%d" % seconds if seconds == int(seconds) else repr(float(seconds)))
 
 
-def vegeta_attack_argv(executable, rate, duration, timeout, max_workers, output, lazy=False):
+def vegeta_attack_argv(executable, rate, duration, timeout, max_workers, output, targets=None):
     """vegeta attack: an open loop at a fixed rate (coordinated-omission safe), or with rate 0 a closed loop of
-    max_workers workers; targets come on stdin (read as needed with lazy: the attack ends when they run out)."""
+    max_workers workers. Targets come on stdin, or from the file `targets`, read as needed (-lazy): the attack ends
+    when they run out. (A file, not a pipe: vegeta stops reading at the duration, and a writer would get EPIPE.)"""
     argv = [executable, "attack", "-rate", "%d/1s" % rate if rate else "0", "-duration", _go_seconds(duration),
             "-timeout", _go_seconds(timeout)]
     if not rate:
@@ -162,7 +163,7 @@ def vegeta_attack_argv(executable, rate, duration, timeout, max_workers, output,
     argv += ["-max-workers", str(max_workers), "-keepalive=true",
              # Keep no bodies in the results file: at 1000/s for 20 s a 300 KB object would be 6 GB.
              "-max-body", "0", "-output", output]
-    return argv + ["-lazy"] if lazy else argv
+    return argv + ["-lazy", "-targets", targets] if targets else argv
 
 
 def vegeta_report_argv(executable, results):
@@ -175,8 +176,9 @@ def vegeta_target(url):
 
 
 def vegeta_distinct_targets(url, count):
-    """The attack's stdin for `count` distinct paths: the URL with 0, 1, ... count - 1 appended (8 digits)."""
-    return "".join("GET %s%08d\n" % (url, i) for i in range(count))
+    """The targets of `count` distinct paths, as lines of vegeta's http format: the URL with 0, 1, ... count - 1
+    appended (8 digits)."""
+    return ("GET %s%08d\n" % (url, i) for i in range(count))
 
 
 def _drop_exhausted(figures, sent_at_most, errors, seconds):

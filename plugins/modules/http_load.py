@@ -81,8 +81,8 @@ options:
   rate:
     description:
       - Requests per second V(vegeta) sends, from 1 to 100000.
-      - V(0) sends as fast as the answers come back, with exactly O(max_workers) workers (then at most 1000):
-        a closed loop, like V(ab) and V(wrk), for a flood of a given concurrency.
+      - V(0) sends as fast as the answers come back, with exactly O(max_workers) workers (then at most 1000).
+        That is a closed loop, like V(ab) and V(wrk), for a flood of a given concurrency.
     type: int
     default: 100
   max_workers:
@@ -367,8 +367,9 @@ def main():
     else:
         # The module's private temporary directory: the name is ours alone, and Ansible removes the directory.
         results_file = os.path.join(module.tmpdir, "vegeta-results.bin")
+        targets_file = os.path.join(module.tmpdir, "vegeta-targets.txt") if p["distinct_paths"] else None
         cmd = guard(vegeta_attack_argv(executable, p["rate"], p["duration"], p["timeout"], p["max_workers"],
-                                       results_file, lazy=p["distinct_paths"] > 0))
+                                       results_file, targets=targets_file))
         result["report_cmd"] = guarded(vegeta_report_argv(executable, results_file), REPORT_LIMIT, **bins)
     result["cmd"] = cmd
 
@@ -405,13 +406,17 @@ def main():
     else:
         try:
             distinct = p["distinct_paths"]
-            run(cmd, tool, data=vegeta_distinct_targets(url, distinct) if distinct else vegeta_target(url))
+            if distinct:
+                with open(targets_file, "w") as f:
+                    f.writelines(vegeta_distinct_targets(url, distinct))
+            run(cmd, tool, data=None if distinct else vegeta_target(url))
             rc, out = run(result["report_cmd"], "vegeta report")
             figures = parse(lambda text: parse_vegeta_report(text, sent_at_most=distinct or None), rc, out,
                             "vegeta report")
         finally:
-            if os.path.exists(results_file):
-                os.unlink(results_file)
+            for path in (results_file, targets_file):
+                if path and os.path.exists(path):
+                    os.unlink(path)
     result.update(figures)
     module.exit_json(**result)
 

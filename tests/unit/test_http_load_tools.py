@@ -152,6 +152,16 @@ def test_vegeta_flood_of_distinct_paths(server):
     assert r["requests"] == 300 == hits["count"] and r["status_codes"] == {"404": 300} and r["errors"] == 300
     assert r["duration_s"] < 20  # it ended when the paths ran out, not at the duration
     assert r["cmd"][r["cmd"].index("-rate") + 1] == "0" and "-lazy" in r["cmd"]
+    assert not os.path.exists(r["cmd"][r["cmd"].index("-targets") + 1])  # the targets file is gone
+
+
+def test_vegeta_flood_longer_than_its_duration_stops_at_the_duration(server):
+    """More paths than the duration lets it send: it stops at the duration, having read only what it sent."""
+    base, hits = server
+    state, r = ansible(tool_args("vegeta", base + "/missing/m-", rate=0, max_workers=2, distinct_paths=1000000,
+                                 duration=1))
+    assert state == "SUCCESS", r
+    assert 0 < r["requests"] < 1000000 and r["requests"] == hits["count"] and r["duration_s"] < 5, r
 
 
 @pytest.mark.parametrize("tool", ["ab", "wrk", "vegeta"])

@@ -508,18 +508,19 @@ def test_wrk_argv():
 
 
 def test_vegeta_closed_loop_and_lazy_argv():
-    argv = vegeta_attack_argv("vegeta", 0, 2, 10.0, 10, "/tmp/x/r.bin", lazy=True)
+    argv = vegeta_attack_argv("vegeta", 0, 2, 10.0, 10, "/tmp/x/r.bin", targets="/tmp/x/t.txt")
     assert argv[:4] == ["vegeta", "attack", "-rate", "0"]
     assert argv[argv.index("-workers") + 1] == argv[argv.index("-max-workers") + 1] == "10"
-    assert argv[-1] == "-lazy" and "-lazy" not in vegeta_attack_argv("vegeta", 5, 2, 10.0, 10, "/tmp/x/r.bin")
+    assert argv[-3:] == ["-lazy", "-targets", "/tmp/x/t.txt"]
+    assert "-lazy" not in vegeta_attack_argv("vegeta", 5, 2, 10.0, 10, "/tmp/x/r.bin")
     assert "-workers" not in vegeta_attack_argv("vegeta", 5, 2, 10.0, 10, "/tmp/x/r.bin")
 
 
 def test_vegeta_distinct_targets():
-    text = vegeta_distinct_targets("http://127.0.0.1:8/flood/x-", 3)
+    text = "".join(vegeta_distinct_targets("http://127.0.0.1:8/flood/x-", 3))
     assert text == ("GET http://127.0.0.1:8/flood/x-00000000\nGET http://127.0.0.1:8/flood/x-00000001\n"
                     "GET http://127.0.0.1:8/flood/x-00000002\n")
-    assert vegeta_distinct_targets("http://h/", 0) == ""
+    assert list(vegeta_distinct_targets("http://h/", 0)) == []
 
 
 # A -lazy attack of 3000 targets by 10 workers (vegeta v12.13.0): two workers found no target left.
