@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Draw the benchmark's chart: throughput (wrk) and fixed-rate p99 latency (vegeta) per target.
+"""Draw the benchmark's chart: throughput (wrk) and fixed-rate p99 latency (vegeta) per target, and the first
+object's throughput alone and during each flood of missing names (when the run has floods).
 
 Usage: chart.py RESULTS_JSON OUTPUT_PNG
 """
@@ -42,11 +43,25 @@ def bars(ax, table, title, ylabel):
     ax.legend(fontsize=8)
 
 
+def floods(results):
+    """{target: {"alone": rps, <flood kind>: rps}} of the first object, in the order of the runs."""
+    table = {}
+    for run in results.get("flood") or []:
+        row = table.setdefault(run["target"], {"alone": run["baseline"]["requests_per_second"]})
+        row["during " + run["kind"]] = run["flooded"]["requests_per_second"]
+    return table
+
+
 def main(src, dest):
     with open(src) as f:
         results = json.load(f)
     load = results["load"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    flood_table = floods(results)
+    fig, axes = plt.subplots(1, 3 if flood_table else 2, figsize=(16.5 if flood_table else 11, 4.5))
+    left, right = axes[0], axes[1]
+    if flood_table:
+        bars(axes[2], flood_table, "%s during floods of missing names" % results["flood"][0]["object"],
+             "requests/s (log)")
     bars(left, figure(results, "wrk", "requests_per_second"),
          "Throughput, wrk -c %s -d %ss" % (load["concurrency"], load["wrk_duration"]), "requests/s (log)")
     bars(right, figure(results, "vegeta", "p99"),
