@@ -95,8 +95,9 @@ def test_floods_of_missing_names_are_measured_and_the_name_index_keeps_them_from
         assert f["misses"]["requests"] > 0 and set(codes) <= {"404", "429"} and "404" in codes, f
         assert sum(codes.values()) == f["misses"]["requests"], f
         if target == "preset":
-            # The name index answers them: no GCS call, however many distinct names.
-            assert f["gcs_calls"] == 0 and f["flooded"]["errors"] == 0, f
+            # The name index answers them without GCS, however many distinct names; the only calls are the
+            # index's own listing when one falls in the flood (a list call per directory every 30 s).
+            assert f["gcs_calls_per_miss"] < 0.05 and f["flooded"]["errors"] == 0, f
         if target == "preset without name index":
             # Each distinct missing name goes to GCS (a metadata lookup and, with implicit dirs, a list).
             assert f["gcs_calls_per_miss"] >= 1, f

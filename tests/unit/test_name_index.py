@@ -72,7 +72,7 @@ def test_later_listings_add_remove_and_retype_names_then_stop_trusting_on_exit(b
     mnt, index = bucket
     proc = subprocess.Popen([str(SCRIPT), str(mnt), str(index), "1", "100"], stderr=subprocess.PIPE, text=True)
     try:
-        wait_until(lambda: (index / "ready").exists(), 20, "the first listing")
+        wait_until((index / "ready").exists, 20, "the first listing")
         assert tree(index / "names") == tree(mnt)
         (mnt / "gone.txt").unlink()
         (mnt / "will-be-dir").unlink()
