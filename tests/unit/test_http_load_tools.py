@@ -31,7 +31,7 @@ ENV = dict(os.environ, ANSIBLE_CALLBACK_RESULT_FORMAT="json", ANSIBLE_NOCOLOR="1
 
 def need(path):
     if not (shutil.which(path) if "/" not in path else os.access(path, os.X_OK)):
-        pytest.skip("%s is not installed" % path)
+        pytest.fail("%s is not installed: scripts/setup installs ab and wrk, scripts/test builds vegeta" % path)
     return path
 
 
