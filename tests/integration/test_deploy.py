@@ -108,6 +108,9 @@ def _fails_with(args, needle, changed_expected=0):
     (["-e", "gcsfront_bucket="], "no bucket name"),
     (["-e", "gcsfront_bucket=Not_A..Bucket!"], "invalid bucket name"),
     (["-e", "gcsfront_kube_context=no-such-context"], "kube context 'no-such-context' is missing"),
+    (["-e", "frontend_name_index_interval=1"], "frontend_name_index_interval 5-3600 seconds"),
+    (["-e", "frontend_nginx_miss_rate=fast"], "frontend_nginx_miss_rate and frontend_nginx_miss_burst whole"),
+    (["-e", "frontend_name_index=maybe"], "frontend_name_index must be true or false"),
 ])
 def test_bad_input_fails_before_any_change(deployed, extra, needle):
     _fails_with(extra, needle)
