@@ -99,6 +99,7 @@ def test_gcsfuse_invocation_connects_only_to_loopback(frontend_image, docker_cli
     env = {"PATH": "%s:/usr/sbin:/usr/bin:/sbin:/bin" % bin_dir, "HOME": str(tmp_path),
            "GCSFRONT_MODE": "mount", "GCSFRONT_BUCKET": "audit", "GCSFRONT_MOUNT_POINT": str(mount_point),
            "GCSFRONT_GCSFUSE_CONFIG": str(tmp_path / "gcsfuse.yaml"), "GCSFRONT_MOUNT_TIMEOUT": "30",
+           "GCSFRONT_STATE_DIR": str(tmp_path / "state"),
            "GOOGLE_APPLICATION_CREDENTIALS": str(tmp_path / "key.json")}
     entry = None
     try:

@@ -1,4 +1,9 @@
-"""gcsfront-name-index (the image's name index for nginx) run on a local directory standing in for the mount."""
+"""gcsfront-name-index (the image's name index for nginx) run on a bind mount standing in for the gcsfuse mount.
+
+The script trusts only a listing of a live mount of the expected filesystem type (FUSE in the image); here the
+stand-in is a bind mount of a local directory and GCSFRONT_MOUNT_FS_TYPE names its filesystem type. Bind
+mounts need root, as the integration tests do.
+"""
 
 from __future__ import annotations
 
@@ -45,17 +50,27 @@ def wait_until(predicate, seconds, what):
     raise AssertionError("not within %ss: %s" % (seconds, what))
 
 
+def fs_type(path):
+    return subprocess.run(["stat", "-f", "-c", "%t", str(path)], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
 @pytest.fixture
-def bucket(tmp_path):
+def bucket(tmp_path, monkeypatch):
+    if os.geteuid() != 0:
+        pytest.fail("these tests bind-mount a directory as the bucket's mount: run them as root")
     mnt = tmp_path / "mnt"
     make(mnt, {"index.html": "f", "a/b/deep.txt": "f", "-dash": "f", "with space.png": "f", "empty": "d",
                "will-be-dir": "f", "gone.txt": "f"})
-    return mnt, tmp_path / "index"
+    subprocess.run(["mount", "--bind", str(mnt), str(mnt)], check=True)
+    monkeypatch.setenv("GCSFRONT_MOUNT_FS_TYPE", fs_type(mnt))
+    yield mnt, tmp_path / "index"
+    subprocess.run(["umount", "-l", str(mnt)], check=True)
 
 
-def run_once(mnt, index, max_names=100):
+def run_once(mnt, index, max_names=100, env=None):
     return subprocess.run([str(SCRIPT), str(mnt), str(index), "5", str(max_names), "--once"],
-                          capture_output=True, text=True, timeout=60, check=False)
+                          capture_output=True, text=True, timeout=60, check=False, env=env)
 
 
 def test_one_listing_mirrors_every_name_with_its_type_and_marks_the_index_ready(bucket):
@@ -96,12 +111,38 @@ def test_a_bucket_above_the_limit_is_not_trusted(bucket):
     assert "the bucket has 9 names, more than 8" in proc.stderr
 
 
-def test_a_failed_listing_is_not_trusted(bucket, tmp_path):
+def test_a_directory_that_is_not_the_mount_is_never_trusted(bucket, tmp_path):
+    """As when the gcsfuse mount did not reach nginx's container: an empty directory must not mean 'no names'."""
     _mnt, index = bucket
-    proc = run_once(tmp_path / "not-mounted", index)
+    plain = tmp_path / "plain"
+    make(plain, {"index.html": "f"})
+    proc = run_once(plain, index)
     assert not (index / "ready").exists()
     lines = [line for line in proc.stderr.splitlines() if line]
-    assert len(lines) == 1 and "listing" in lines[0] and "not-mounted" in lines[0], proc.stderr
+    assert len(lines) == 1 and "is not a live FUSE mount" in lines[0] and "plain" in lines[0], proc.stderr
+
+
+def test_a_mount_of_another_filesystem_type_is_not_trusted(bucket):
+    mnt, index = bucket
+    proc = run_once(mnt, index, env={**os.environ, "GCSFRONT_MOUNT_FS_TYPE": "65735546"})
+    assert not (index / "ready").exists()
+    assert "is not a live FUSE mount" in proc.stderr
+
+
+def test_a_name_the_tree_cannot_hold_is_left_out_and_the_rest_trusted(bucket, tmp_path):
+    """FUSE passes path components of up to 1024 bytes; no Linux filesystem holds one over 255."""
+    mnt, index = bucket
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    long_name = "x" * 300
+    # find as the mount would answer it, with one more object whose name no local filesystem can hold.
+    (shim / "find").write_text("#!/bin/sh\nprintf 'f/%s\\0'\nexec /usr/bin/find \"$@\"\n" % long_name)
+    (shim / "find").chmod(0o755)
+    proc = run_once(mnt, index, env={**os.environ, "PATH": "%s:%s" % (shim, os.environ["PATH"])})
+    assert proc.returncode == 0, proc.stderr
+    assert (index / "ready").is_file()
+    assert tree(index / "names") == tree(mnt)
+    assert "left out 1 names with a path component over 255 bytes" in proc.stderr
 
 
 def test_a_restart_starts_from_an_empty_tree(bucket):

@@ -1,40 +1,60 @@
 #!/usr/bin/env bash
 # Mount a Cloud Storage bucket with gcsfuse and serve it with nginx.
 #
-# GCSFRONT_MODE   all (default): gcsfuse and nginx in this container (privileged, the 2016 layout)
+# Two nginx run in a serving container: the front (GCSFRONT_NGINX_CONF), which clients and probes reach and
+# which never makes a FUSE call (it serves from its cache on local disk), and the mount-serving nginx
+# (GCSFRONT_NGINX_MOUNT_CONF) behind it on a unix socket, whose workers read the mount and may block there.
+#
+# GCSFRONT_MODE   all (default): gcsfuse and both nginx in this container (privileged, the 2016 layout)
 #                 mount: gcsfuse only (a privileged sidecar sharing the mount through an emptyDir)
-#                 serve: nginx only, once the shared mount is there (unprivileged)
+#                 serve: both nginx only, reading the shared mount (unprivileged)
 # GCSFRONT_BUCKET            bucket to mount (all, mount)
 # GCSFRONT_MOUNT_POINT       /mnt/gcs
+# GCSFRONT_STATE_DIR         /tmp/gcsfront: the flag mount-alive (readiness), pid files, the nginx socket
 # GCSFRONT_GCSFUSE_CONFIG    /etc/gcsfront/gcsfuse.yaml (gcsfuse's --config-file)
-# GCSFRONT_NGINX_CONF        /etc/gcsfront/nginx.conf
-# GCSFRONT_MOUNT_TIMEOUT     60 (seconds to wait for the mount)
+# GCSFRONT_NGINX_CONF        /etc/gcsfront/nginx.conf (the front)
+# GCSFRONT_NGINX_MOUNT_CONF  /etc/gcsfront/nginx-mount.conf (the mount-serving nginx)
+# GCSFRONT_MOUNT_TIMEOUT     60 (seconds one mount attempt may take)
+# GCSFRONT_MOUNT_BACKOFF_MAX 30 (seconds between mount attempts at most; the backoff doubles from 1)
 # GOOGLE_APPLICATION_CREDENTIALS  service-account key file (gcsfuse --key-file); unset: default credentials
 # GCSFRONT_NAME_INDEX_DIR   empty (default): off. A directory: keep the bucket's names there for nginx to
 #                           answer unknown names 404 without the mount (all, serve; see gcsfront-name-index)
 # GCSFRONT_NAME_INDEX_INTERVAL   30 (seconds between listings)
 # GCSFRONT_NAME_INDEX_MAX_NAMES  100000 (more names: the index steps aside and the mount answers)
-# GCSFRONT_USE_METADATA      false: GCE_METADATA_HOST is pointed at 127.0.0.1:9 (nothing) unless already
-#                            set, so gcsfuse never dials the metadata server; true for Workload Identity
+# GCE_METADATA_HOST          pointed at 127.0.0.1:9 (nothing) unless set, so gcsfuse never dials the cloud
+#                            metadata address
 #
-# Signals: SIGTERM/SIGQUIT/SIGINT make nginx quit gracefully (SIGQUIT) first, then the bucket is
-# unmounted and gcsfuse stopped. If gcsfuse dies, the container exits non-zero to be restarted.
+# gcsfuse is supervised: a mount that fails (GCS down at start) or dies (gcsfuse killed) is cleared and retried
+# with a bounded backoff; the container never exits for it, so a GCS incident never crash-loops a pod, and
+# the front keeps serving what its cache holds meanwhile. A watcher keeps GCSFRONT_STATE_DIR/mount-alive
+# while a bounded statfs of the mount answers (gcsfuse answers it without GCS): readiness reads that flag.
+# The name indexer is supervised too, and its index is trusted for two intervals after its last listing.
+#
+# Signals: SIGTERM/SIGQUIT/SIGINT stop the front gracefully (SIGQUIT: requests in flight finish), then the
+# mount-serving nginx, then unmount and stop gcsfuse.
 set -uo pipefail
 
 mode=${GCSFRONT_MODE:-all}
 mnt=${GCSFRONT_MOUNT_POINT:-/mnt/gcs}
+state=${GCSFRONT_STATE_DIR:-/tmp/gcsfront}
 fuse_conf=${GCSFRONT_GCSFUSE_CONFIG:-/etc/gcsfront/gcsfuse.yaml}
 nginx_conf=${GCSFRONT_NGINX_CONF:-/etc/gcsfront/nginx.conf}
+nginx_mount_conf=${GCSFRONT_NGINX_MOUNT_CONF:-/etc/gcsfront/nginx-mount.conf}
 mount_timeout=${GCSFRONT_MOUNT_TIMEOUT:-60}
+backoff_max=${GCSFRONT_MOUNT_BACKOFF_MAX:-30}
 name_index_dir=${GCSFRONT_NAME_INDEX_DIR:-}
-fuse_pid='' nginx_pid='' index_pid=''
+index_interval=${GCSFRONT_NAME_INDEX_INTERVAL:-30}
+index_max_names=${GCSFRONT_NAME_INDEX_MAX_NAMES:-100000}
+alive=$state/mount-alive
+fuse_sup='' indexer_sup='' watcher='' front_pid='' mount_nginx_pid=''
 
 log() { echo "gcsfront: $*" >&2; }
 
 check_environment() {
   local bad=0
   case $mode in all | mount | serve) ;; *) log "GCSFRONT_MODE=$mode: use all, mount or serve"; bad=1 ;; esac
-  [[ $mount_timeout =~ ^[0-9]+$ ]] || { log "GCSFRONT_MOUNT_TIMEOUT=$mount_timeout is not a number of seconds"; bad=1; }
+  [[ $mount_timeout =~ ^[1-9][0-9]*$ ]] || { log "GCSFRONT_MOUNT_TIMEOUT=$mount_timeout is not a number of seconds"; bad=1; }
+  [[ $backoff_max =~ ^[1-9][0-9]*$ ]] || { log "GCSFRONT_MOUNT_BACKOFF_MAX=$backoff_max is not a number of seconds"; bad=1; }
   if [ "$mode" != serve ]; then
     [ -n "${GCSFRONT_BUCKET:-}" ] || { log "GCSFRONT_BUCKET is not set: name the bucket to serve"; bad=1; }
     [ -c /dev/fuse ] || { log "/dev/fuse is missing: run this container privileged (or give it /dev/fuse and SYS_ADMIN)"; bad=1; }
@@ -46,98 +66,159 @@ check_environment() {
   fi
   if [ "$mode" != mount ]; then
     [ -r "$nginx_conf" ] || { log "GCSFRONT_NGINX_CONF=$nginx_conf is not a readable file"; bad=1; }
+    [ -r "$nginx_mount_conf" ] || { log "GCSFRONT_NGINX_MOUNT_CONF=$nginx_mount_conf is not a readable file"; bad=1; }
   fi
   [ -d "$mnt" ] || mkdir -p "$mnt" 2>/dev/null || { log "GCSFRONT_MOUNT_POINT=$mnt does not exist"; bad=1; }
+  mkdir -p "$state" 2>/dev/null
+  [ -w "$state" ] || { log "GCSFRONT_STATE_DIR=$state is not writable"; bad=1; }
   [ "$bad" = 0 ] || exit 64
+}
+
+# Live: a FUSE mount whose daemon answers statfs (gcsfuse does so without GCS) within 2 seconds.
+mount_alive() {
+  timeout 2 mountpoint -q "$mnt" && timeout 2 stat -f "$mnt" >/dev/null 2>&1
 }
 
 # A killed gcsfuse leaves a dead mount ("Transport endpoint is not connected") that blocks a new one.
 clear_stale_mount() {
-  if ! stat "$mnt" >/dev/null 2>&1 || mountpoint -q "$mnt"; then
+  if ! timeout 2 stat "$mnt" >/dev/null 2>&1 || timeout 2 mountpoint -q "$mnt"; then
     log "unmounting a stale mount at $mnt"
     fusermount3 -uz "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true
   fi
 }
 
-wait_for_mount() {  # wait_for_mount PID_TO_WATCH
-  local deadline=$((SECONDS + mount_timeout))
-  until mountpoint -q "$mnt" && stat "$mnt" >/dev/null 2>&1; do
-    if [ -n "$1" ] && ! kill -0 "$1" 2>/dev/null; then
-      wait "$1"
-      log "gcsfuse exited (status $?) before gs://${GCSFRONT_BUCKET:-?} was mounted; its messages are above"
-      exit 1
-    fi
-    if [ "$SECONDS" -ge "$deadline" ]; then
-      log "gs://${GCSFRONT_BUCKET:-?} not mounted at $mnt within ${mount_timeout}s"
-      [ -n "$1" ] && kill "$1" 2>/dev/null
-      exit 1
-    fi
-    sleep 0.2
-  done
-}
-
-start_gcsfuse() {
-  if [ "${GCSFRONT_USE_METADATA:-false}" != true ]; then
-    # Without it gcsfuse's trace exporter dials the cloud metadata address even with --disable-autoconfig.
-    export GCE_METADATA_HOST=${GCE_METADATA_HOST:-127.0.0.1:9}
-  fi
+# One gcsfuse run: mount, then wait for gcsfuse to exit. Returns 0 if the mount came up at some point.
+run_gcsfuse() {
   # --trace-exporters= (none): gcsfuse 3.13 builds its Cloud Trace exporter even when tracing is off
   # (sampling ratio 0), and that gRPC client resolves and dials cloudtrace.googleapis.com.
   local args=(--foreground --disable-autoconfig --trace-exporters= --config-file "$fuse_conf" -o ro -o allow_other)
+  local pid deadline mounted=1
   [ -n "${GOOGLE_APPLICATION_CREDENTIALS:-}" ] && args+=(--key-file "$GOOGLE_APPLICATION_CREDENTIALS")
   clear_stale_mount
   log "mounting gs://$GCSFRONT_BUCKET at $mnt"
   gcsfuse "${args[@]}" "$GCSFRONT_BUCKET" "$mnt" &
-  fuse_pid=$!
-  wait_for_mount "$fuse_pid"
-  log "mounted gs://$GCSFRONT_BUCKET"
+  pid=$!
+  trap 'kill -TERM "$pid" 2>/dev/null; fusermount3 -u "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null; wait "$pid"; exit 0' TERM
+  deadline=$((SECONDS + mount_timeout))
+  while kill -0 "$pid" 2>/dev/null; do
+    if [ "$mounted" = 1 ] && mount_alive; then
+      mounted=0
+      log "mounted gs://$GCSFRONT_BUCKET"
+    elif [ "$mounted" = 1 ] && [ "$SECONDS" -ge "$deadline" ]; then
+      log "gs://$GCSFRONT_BUCKET not mounted within ${mount_timeout}s; stopping this attempt"
+      kill -TERM "$pid" 2>/dev/null
+    fi
+    [ "$mounted" = 0 ] && break
+    sleep 0.2
+  done
+  wait "$pid"
+  log "gcsfuse exited (status $?)"
+  return "$mounted"
+}
+
+# Keeps the bucket mounted: a failed or dead mount is retried after 1, 2, 4 ... backoff_max seconds; a mount
+# that lived a minute or more resets the backoff.
+supervise_gcsfuse() {
+  local delay=1 started
+  trap 'exit 0' TERM
+  while :; do
+    started=$SECONDS
+    if run_gcsfuse && [ $((SECONDS - started)) -ge 60 ]; then
+      delay=1
+    fi
+    log "mounting again in ${delay}s"
+    sleep "$delay" & wait $!
+    delay=$((delay * 2 > backoff_max ? backoff_max : delay * 2))
+  done
+}
+
+# Restarts the name indexer whenever it stops (killed, or a crash); nginx stops trusting its index at once.
+supervise_indexer() {
+  local pid status
+  trap 'kill -TERM "$pid" 2>/dev/null; wait "$pid"; rm -f "$name_index_dir/ready"; exit 0' TERM
+  while :; do
+    gcsfront-name-index "$mnt" "$name_index_dir" "$index_interval" "$index_max_names" &
+    pid=$!
+    wait "$pid"
+    status=$?
+    rm -f "$name_index_dir/ready"
+    log "the name indexer stopped (status $status); starting it again in 1s"
+    sleep 1 & wait $!
+  done
+}
+
+# Every 2 seconds: the mount-alive flag (readiness) and the name index's freshness. The indexer touches its
+# ready file after each good listing; one older than two intervals (a listing hung in FUSE, or an indexer that
+# cannot remove it) is removed here, and nginx asks the mount about every name until the next good listing.
+watch() {
+  local was_alive=unknown now ready_at
+  trap 'exit 0' TERM
+  while :; do
+    if mount_alive; then
+      : >"$alive"
+      [ "$was_alive" = yes ] || log "the mount is alive"
+      was_alive=yes
+    else
+      rm -f "$alive"
+      [ "$was_alive" = no ] || log "the mount is not alive; this pod is not ready"
+      was_alive=no
+    fi
+    if [ -n "$name_index_dir" ] && ready_at=$(stat -c %Y "$name_index_dir/ready" 2>/dev/null); then
+      now=$(date +%s)
+      if [ $((now - ready_at)) -gt $((2 * index_interval)) ]; then
+        rm -f "$name_index_dir/ready"
+        log "the name index is $((now - ready_at))s old (more than 2 listing intervals); not trusted until the next listing"
+      fi
+    fi
+    sleep 2 & wait $!
+  done
+}
+
+stop_pid() {  # stop_pid SIGNAL PID: signal it and wait for it to exit
+  [ -n "$2" ] && kill -0 "$2" 2>/dev/null || return 0
+  kill "-$1" "$2" 2>/dev/null
+  wait "$2"
 }
 
 stop_all() {
   trap '' TERM QUIT INT
-  [ -z "$index_pid" ] || kill -TERM "$index_pid" 2>/dev/null
-  if [ -n "$nginx_pid" ] && kill -0 "$nginx_pid" 2>/dev/null; then
-    log "stopping nginx gracefully"
-    kill -QUIT "$nginx_pid" 2>/dev/null
-    wait "$nginx_pid"
-  fi
-  if [ -n "$fuse_pid" ]; then
-    log "unmounting $mnt"
-    fusermount3 -u "$mnt" 2>/dev/null || umount "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null
-    kill -TERM "$fuse_pid" 2>/dev/null
-    wait "$fuse_pid"
-  fi
+  stop_pid TERM "$indexer_sup"
+  [ -z "$front_pid" ] || log "stopping nginx gracefully"
+  stop_pid QUIT "$front_pid"
+  stop_pid QUIT "$mount_nginx_pid"
+  [ -z "$fuse_sup" ] || log "unmounting $mnt"
+  stop_pid TERM "$fuse_sup"
+  stop_pid TERM "$watcher"
+  rm -f "$alive"
 }
 
 check_environment
 trap 'stop_all; exit 0' TERM QUIT INT
+rm -f "$alive"
+# Without it gcsfuse's trace exporter dials the cloud metadata address even with --disable-autoconfig.
+export GCE_METADATA_HOST=${GCE_METADATA_HOST:-127.0.0.1:9}
 
-[ "$mode" = serve ] || start_gcsfuse
-if [ "$mode" = serve ]; then
-  log "waiting for the mount at $mnt"
-  wait_for_mount ""
+if [ "$mode" != serve ]; then
+  supervise_gcsfuse &
+  fuse_sup=$!
 fi
-if [ "$mode" != mount ] && [ -n "$name_index_dir" ]; then
-  # Until its first complete listing (and whenever it cannot be trusted) nginx asks the mount about every name.
-  gcsfront-name-index "$mnt" "$name_index_dir" "${GCSFRONT_NAME_INDEX_INTERVAL:-30}" \
-    "${GCSFRONT_NAME_INDEX_MAX_NAMES:-100000}" &
-  index_pid=$!
-fi
+watch &
+watcher=$!
 if [ "$mode" != mount ]; then
+  # Until its first complete listing (and whenever it cannot be trusted) nginx asks the mount about every name.
+  if [ -n "$name_index_dir" ]; then
+    supervise_indexer &
+    indexer_sup=$!
+  fi
+  nginx -c "$nginx_mount_conf" -g 'daemon off;' &
+  mount_nginx_pid=$!
   nginx -c "$nginx_conf" -g 'daemon off;' &
-  nginx_pid=$!
+  front_pid=$!
 fi
 
-# Whichever stops first decides: a dead gcsfuse must restart the container.
-wait -n ${fuse_pid:+"$fuse_pid"} ${nginx_pid:+"$nginx_pid"}
+# Only an nginx that stops (or, in mount mode, the supervisor) ends the container: gcsfuse is retried.
+wait -n ${front_pid:+"$front_pid"} ${mount_nginx_pid:+"$mount_nginx_pid"} ${fuse_sup:+"$fuse_sup"}
 status=$?
-if [ -n "$fuse_pid" ] && ! kill -0 "$fuse_pid" 2>/dev/null; then
-  log "gcsfuse exited (status $status); stopping"
-  fuse_pid=
-  stop_all
-  exit 1
-fi
-log "nginx exited (status $status); stopping"
-nginx_pid=
+log "a serving process exited (status $status); stopping"
 stop_all
-exit "$status"
+exit $((status == 0 ? 1 : status))

@@ -1,0 +1,232 @@
+"""The frontend role's two nginx configurations, rendered by playbooks/render.yml and run for real on loopback.
+
+The front (nginx.conf) serves from its cache and reaches the mount-serving nginx (nginx-mount.conf) over a unix
+socket; a local directory stands in for the gcsfuse mount. Each test changes what is behind the front (files,
+the mount-serving nginx stopped, a socket that accepts and never answers) and checks what a client sees.
+Needs root (nginx's workers switch to www-data, as in the image) and Debian's nginx (scripts/setup).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+import pytest
+import requests
+import yaml
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+# The absolute paths the configurations use in the pod (roles/frontend/vars/main.yml), moved under a test root.
+POD_PATHS = ["/tmp/gcsfront", "/var/cache/gcsfront-index", "/var/cache/gcsfront", "/mnt/gcs"]
+CACHE_VALID = 1  # seconds: short, so the tests see entries expire
+
+
+def render(tmp, extra_vars):
+    out = tmp / "render"
+    proc = subprocess.run(
+        [str(REPO / ".venv/bin/ansible-playbook"), "playbooks/render.yml", "-e", "render_dir=%s" % out,
+         "-e", json.dumps(extra_vars)],
+        cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    docs = [d for d in yaml.safe_load_all((out / "frontend.yaml").read_text()) if d]
+    return next(d for d in docs if d["kind"] == "ConfigMap")["data"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Pod:
+    """The two nginx of one pod, their paths under root, the front on a loopback port."""
+
+    def __init__(self, root, confs):
+        self.root = root
+        self.port = free_port()
+        self.mnt = root / "mnt/gcs"
+        self.index = root / "var/cache/gcsfront-index"
+        self.state = root / "tmp/gcsfront"
+        for d in (self.mnt, self.index / "names", self.state, root / "var/cache/gcsfront"):
+            d.mkdir(parents=True, exist_ok=True)
+        self.confs = {}
+        pod_path = re.compile(r"(?<![\w/.-])(%s)" % "|".join(re.escape(p) for p in POD_PATHS))
+        for name, text in confs.items():
+            text = pod_path.sub(lambda m: str(root) + m.group(1), text)
+            text = text.replace("listen 8080 ", "listen 127.0.0.1:%d " % self.port)
+            text = text.replace("access_log /dev/stdout", "access_log %s/access.log" % root)
+            self.confs[name] = root / name
+            self.confs[name].write_text(text)
+        self.procs = {}
+
+    def start(self, name):
+        self.procs[name] = subprocess.Popen(["nginx", "-c", str(self.confs[name]), "-g", "daemon off;"],
+                                            stderr=open(self.root / ("%s.log" % name), "w"))
+
+    def stop(self, name):
+        proc = self.procs.pop(name)
+        proc.send_signal(signal.SIGQUIT)
+        proc.wait(timeout=20)
+
+    def url(self, path):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def get(self, path, **kwargs):
+        return requests.get(self.url(path), timeout=15, allow_redirects=False, **kwargs)
+
+    def put(self, name, data):
+        target = self.mnt / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+
+    def index_names(self, *names):
+        for name in names:
+            target = self.index / "names" / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.touch()
+        (self.index / "ready").touch()
+
+
+@pytest.fixture(scope="module")
+def confs(tmp_path_factory):
+    if os.geteuid() != 0:
+        pytest.fail("these tests run nginx as in the image (root master, www-data workers): run them as root")
+    if shutil.which("nginx") is None:
+        pytest.fail("nginx is missing: scripts/setup installs Debian's nginx-light")
+    return render(tmp_path_factory.mktemp("frontend"), {"frontend_cache_valid": "%ds" % CACHE_VALID})
+
+
+@pytest.fixture
+def pod(confs):
+    # Not under pytest's tmp_path: its parents are private to root and nginx's workers run as www-data.
+    root = pathlib.Path(tempfile.mkdtemp(prefix="gcsfront-nginx-"))
+    root.chmod(0o755)
+    p = Pod(root, confs)
+    p.put("file1.txt", b"0123456789")
+    p.put("docs/index.html", b"<p>docs</p>")
+    (p.state / "mount-alive").touch()
+    p.start("nginx-mount.conf")
+    p.start("nginx.conf")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            if p.get("/healthz").status_code == 200 and (p.state / "mount.sock").exists():
+                break
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.05)
+    yield p
+    for name in list(p.procs):
+        p.stop(name)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.parametrize("name", ["nginx.conf", "nginx-mount.conf"])
+def test_the_configuration_passes_nginx_and_gixy(confs, tmp_path, name):
+    root = pathlib.Path(tempfile.mkdtemp(prefix="gcsfront-nginx-"))
+    try:
+        p = Pod(root, confs)
+        check = subprocess.run(["nginx", "-t", "-c", str(p.confs[name])], capture_output=True, text=True, check=False)
+        assert check.returncode == 0, check.stderr
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    (tmp_path / name).write_text(confs[name])
+    gixy = subprocess.run([str(REPO / ".venv/bin/gixy"), "--format", "json", str(tmp_path / name)],
+                          capture_output=True, text=True, check=False)
+    assert json.loads(gixy.stdout or "[]") == [], gixy.stdout + gixy.stderr
+
+
+def test_an_object_is_fetched_once_then_served_from_the_cache(pod):
+    first = pod.get("/file1.txt")
+    second = pod.get("/file1.txt")
+    assert first.status_code == second.status_code == 200
+    assert first.content == second.content == b"0123456789"
+    assert (first.headers["X-Cache-Status"], second.headers["X-Cache-Status"]) == ("MISS", "HIT")
+    assert second.headers["X-Content-Type-Options"] == "nosniff"
+    assert second.headers["Content-Type"] == "text/plain"
+    # A query string does not make a new cache entry (nor a new request to the mount).
+    assert pod.get("/file1.txt?x=1").headers["X-Cache-Status"] == "HIT"
+    # Conditional requests are answered from the cache.
+    assert pod.get("/file1.txt", headers={"If-None-Match": second.headers["ETag"]}).status_code == 304
+
+
+def test_what_the_cache_holds_is_served_while_the_mount_is_gone(pod):
+    assert pod.get("/file1.txt").status_code == 200
+    pod.put("never-seen.txt", b"new")
+    pod.stop("nginx-mount.conf")
+    time.sleep(CACHE_VALID + 0.5)
+    stale = [pod.get("/file1.txt") for _ in range(3)]
+    assert [r.status_code for r in stale] == [200, 200, 200]
+    assert all(r.content == b"0123456789" for r in stale)
+    assert {r.headers["X-Cache-Status"] for r in stale} <= {"STALE", "UPDATING"}
+    t0 = time.monotonic()
+    missing = pod.get("/never-seen.txt")
+    assert missing.status_code == 502 and time.monotonic() - t0 < 2
+
+
+def test_a_hung_mount_gives_stale_or_a_504_in_bounded_time_never_a_hung_client(pod):
+    assert pod.get("/file1.txt").status_code == 200
+    pod.put("never-seen.txt", b"new")
+    pod.stop("nginx-mount.conf")
+    # A mount-serving nginx stuck in FUSE: connections are accepted and never answered.
+    sock_path = pod.state / "mount.sock"
+    sock_path.unlink(missing_ok=True)
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(sock_path))
+    sock_path.chmod(0o666)
+    server.listen(64)
+    held = []
+    threading.Thread(target=lambda: [held.append(server.accept()) for _ in range(64)], daemon=True).start()
+    try:
+        time.sleep(CACHE_VALID + 0.5)
+        t0 = time.monotonic()
+        warm = [pod.get("/file1.txt") for _ in range(5)]
+        assert time.monotonic() - t0 < 1, "stale answers must not wait on the mount"
+        assert all(r.status_code == 200 and r.content == b"0123456789" for r in warm)
+        t0 = time.monotonic()
+        cold = pod.get("/never-seen.txt")
+        elapsed = time.monotonic() - t0
+        assert cold.status_code == 504 and elapsed < 5, (cold.status_code, elapsed)
+        assert held, "the front never reached the hung socket"
+    finally:
+        server.close()
+
+
+def test_a_directory_redirect_keeps_the_clients_host_and_port(pod):
+    r = pod.get("/docs")
+    assert r.status_code == 301 and r.headers["Location"] == "/docs/"
+    assert pod.get("/docs/").content == b"<p>docs</p>"
+
+
+def test_names_outside_a_trusted_index_are_answered_404_without_the_mount(pod):
+    pod.put("hidden.txt", b"in the mount, not in the index")
+    pod.index_names("file1.txt", "docs/index.html")
+    (pod.index / "names/docs").mkdir(exist_ok=True)
+    assert pod.get("/hidden.txt").status_code == 404
+    assert pod.get("/file1.txt").status_code == 200
+    # Not trusted (no ready file): the mount answers every name.
+    (pod.index / "ready").unlink()
+    assert pod.get("/hidden.txt").status_code == 200
+
+
+def test_only_get_and_head_and_no_dotfiles(pod):
+    assert requests.post(pod.url("/file1.txt"), data=b"x", timeout=5).status_code == 405
+    assert requests.head(pod.url("/file1.txt"), timeout=5).status_code == 200
+    pod.put(".git/config", b"secret")
+    assert pod.get("/.git/config").status_code == 404
+
+
+def test_readiness_follows_the_mount_flag_and_liveness_only_nginx(pod):
+    assert pod.get("/healthz/ready").status_code == 200
+    (pod.state / "mount-alive").unlink()
+    assert pod.get("/healthz/ready").status_code == 503
+    assert pod.get("/healthz").status_code == 200
