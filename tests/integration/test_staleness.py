@@ -1,7 +1,8 @@
 """An object updated in the bucket is served within the preset's staleness window, never torn or mixed.
 
-The window is what roles/frontend documents: gcsfuse's metadata TTL (how long a stat is trusted) plus
-nginx's open_file_cache_valid (how long an open file is reused without a new stat). The test replaces
+The window is what roles/frontend documents: gcsfuse's metadata TTL (how long a stat is trusted), plus the
+front cache's validity (how long an entry is served before it is revalidated through the mount), plus the
+front's open_file_cache_valid (how long an open cache file is reused after its entry changed). The test replaces
 an object while polling the deployed frontend (3 replicas) through its LoadBalancer; every body must be
 exactly the old or the new content, and the new one must be served everywhere within the window.
 """
@@ -16,7 +17,8 @@ import yaml
 from conftest import REPO, lb_address, upload, wait_for
 
 FRONTEND = yaml.safe_load((REPO / "roles/frontend/defaults/main.yml").read_text())
-WINDOW = FRONTEND["frontend_gcsfuse_metadata_ttl_secs"] + int(FRONTEND["frontend_nginx_open_file_cache_valid"].rstrip("s"))
+WINDOW = (FRONTEND["frontend_gcsfuse_metadata_ttl_secs"] + int(FRONTEND["frontend_cache_valid"].rstrip("s"))
+          + int(FRONTEND["frontend_nginx_open_file_cache_valid"].rstrip("s")))
 SIZE = 256 * 1024  # larger than a page and than one FUSE read: a torn body would show
 
 

@@ -230,3 +230,17 @@ def test_readiness_follows_the_mount_flag_and_liveness_only_nginx(pod):
     (pod.state / "mount-alive").unlink()
     assert pod.get("/healthz/ready").status_code == 503
     assert pod.get("/healthz").status_code == 200
+
+
+def test_without_a_cache_every_request_goes_to_the_mount(tmp_path):
+    """frontend_cache_max_size_mb 0 (the benchmark's 2016 configuration): a pass-through front."""
+    confs = render(tmp_path, {"frontend_cache_max_size_mb": 0, "frontend_nginx_mount_worker_processes": 1})
+    assert "proxy_cache" not in confs["nginx.conf"] and "proxy_pass http://gcsfront_mount;" in confs["nginx.conf"]
+    assert "worker_processes 1;" in confs["nginx-mount.conf"]
+    root = pathlib.Path(tempfile.mkdtemp(prefix="gcsfront-nginx-"))
+    try:
+        check = subprocess.run(["nginx", "-t", "-c", str(Pod(root, confs).confs["nginx.conf"])],
+                               capture_output=True, text=True, check=False)
+        assert check.returncode == 0, check.stderr
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
