@@ -67,7 +67,7 @@ options:
   missing_path:
     description: A path that must answer 404.
     type: str
-    default: /.gcsfront-smoke/missing
+    default: /gcsfront-smoke-missing-object
   wait_timeout:
     description: Seconds to wait for the address and then for a matching answer, in all.
     type: int
@@ -201,7 +201,7 @@ def argument_spec():
         path=dict(type="str", required=True),
         bucket=dict(type="str", required=True),
         object=dict(type="str"),
-        missing_path=dict(type="str", default="/.gcsfront-smoke/missing"),
+        missing_path=dict(type="str", default="/gcsfront-smoke-missing-object"),
         wait_timeout=dict(type="int", default=300),
         wait_sleep=dict(type="int", default=5),
         request_timeout=dict(type="int", default=10),

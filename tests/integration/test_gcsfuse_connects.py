@@ -16,7 +16,6 @@ import shutil
 import signal
 import subprocess
 import tarfile
-import time
 import uuid
 
 import pytest
@@ -58,6 +57,12 @@ def audit_netns():
 def _in_netns(netns, argv, **kwargs):
     # nsenter --net enters only the network namespace: the FUSE mount stays visible to this process.
     return subprocess.Popen(["nsenter", "--net=" + netns, *argv], **kwargs)
+
+
+def _listening(netns, port):
+    out = subprocess.run(["nsenter", "--net=" + netns, "ss", "-Hltn", "sport = :%d" % port], capture_output=True,
+                         text=True, check=False).stdout
+    return bool(out.strip())
 
 
 def test_gcsfuse_invocation_connects_only_to_loopback(frontend_image, docker_client, audit_netns, tmp_path):
@@ -103,7 +108,8 @@ def test_gcsfuse_invocation_connects_only_to_loopback(frontend_image, docker_cli
            "GOOGLE_APPLICATION_CREDENTIALS": str(tmp_path / "key.json")}
     entry = None
     try:
-        time.sleep(1)  # the servers bind
+        wait_for(lambda: _listening(audit_netns, 4443) and _listening(audit_netns, 4444), 30, interval=0.1,
+                 what="the emulator and the gateway to listen")
         # GCSFRONT_AUDIT_TRACE=trace=network,sendto widens the audit by hand (DNS lookups, for instance).
         strace = ["strace", "-f", "-qq", "-e", os.environ.get("GCSFRONT_AUDIT_TRACE", "trace=connect"),
                   "-s", os.environ.get("GCSFRONT_AUDIT_STRLEN", "128"), "-o", str(trace)]

@@ -32,7 +32,8 @@ def test_pushed_image_is_pulled_and_served_through_a_loadbalancer(kube, namespac
     apply(kube, namespace, echo_workload(image))
     pods = wait_for(lambda: ready_pods(kube, namespace, "app=echo"), 90, what="the echo pod to be Ready")
     status = pods[0].status.container_statuses[0]
-    assert status.image_id.startswith(image.rsplit(":", 1)[0]) or "sha256:" in status.image_id
+    # The digest the registry gave the pushed image, under the name it was pushed as.
+    assert status.image_id.startswith(image.rsplit(":", 1)[0] + "@sha256:"), (status.image_id, image)
 
     address = lb_address(kube, namespace, "echo")
     pool_prefix = DEFAULTS["local_cluster_lb_pool"].rsplit(".", 1)[0]
