@@ -21,6 +21,7 @@
 #                           answer unknown names 404 without the mount (all, serve; see gcsfront-name-index)
 # GCSFRONT_NAME_INDEX_INTERVAL   30 (seconds between listings)
 # GCSFRONT_NAME_INDEX_MAX_NAMES  100000 (more names: the index steps aside and the mount answers)
+# GCSFRONT_MOUNT_FS_TYPE     65735546 (FUSE): the filesystem type (stat -f %t) a live mount has
 # GCE_METADATA_HOST          pointed at 127.0.0.1:9 (nothing) unless set, so gcsfuse never dials the cloud
 #                            metadata address
 #
@@ -46,6 +47,8 @@ name_index_dir=${GCSFRONT_NAME_INDEX_DIR:-}
 index_interval=${GCSFRONT_NAME_INDEX_INTERVAL:-30}
 index_max_names=${GCSFRONT_NAME_INDEX_MAX_NAMES:-100000}
 alive=$state/mount-alive
+# FUSE's magic number as stat -f prints it (the name indexer checks the same).
+fuse_magic=${GCSFRONT_MOUNT_FS_TYPE:-65735546}
 fuse_sup='' indexer_sup='' watcher='' front_pid='' mount_nginx_pid=''
 
 log() { echo "gcsfront: $*" >&2; }
@@ -74,17 +77,28 @@ check_environment() {
   [ "$bad" = 0 ] || exit 64
 }
 
-# Live: a FUSE mount whose daemon answers statfs (gcsfuse does so without GCS) within 2 seconds.
-mount_alive() {
-  timeout 2 mountpoint -q "$mnt" && timeout 2 stat -f "$mnt" >/dev/null 2>&1
+# The filesystem type of the topmost mount at the mount point, from the mount table: no FUSE call, so it never
+# hangs, also on a dead mount. Empty when nothing is mounted there.
+top_fstype() {
+  findmnt -n -o FSTYPE --mountpoint "$mnt" 2>/dev/null | tail -n 1
 }
 
-# A killed gcsfuse leaves a dead mount ("Transport endpoint is not connected") that blocks a new one.
+# Live: a FUSE mount (not the plain directory, nor the emptyDir a sidecar shares it through) whose daemon answers
+# statfs (gcsfuse does so without GCS) within 2 seconds.
+mount_alive() {
+  [[ $(top_fstype) == fuse* ]] && [ "$(timeout 2 stat -f -c %t "$mnt" 2>/dev/null)" = "$fuse_magic" ]
+}
+
+# A killed gcsfuse leaves a dead FUSE mount ("Transport endpoint is not connected") that blocks a new one. Only
+# FUSE mounts are cleared: in sidecar mode the mount point is itself the emptyDir that shares the mount with
+# nginx, and unmounting that would hide the new mount from nginx.
 clear_stale_mount() {
-  if ! timeout 2 stat "$mnt" >/dev/null 2>&1 || timeout 2 mountpoint -q "$mnt"; then
-    log "unmounting a stale mount at $mnt"
+  local tries=0
+  while [[ $(top_fstype) == fuse* ]] && [ "$tries" -lt 5 ]; do
+    log "unmounting a stale FUSE mount at $mnt"
     fusermount3 -uz "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true
-  fi
+    tries=$((tries + 1))
+  done
 }
 
 # One gcsfuse run: mount, then wait for gcsfuse to exit. Returns 0 if the mount came up at some point.
@@ -98,7 +112,8 @@ run_gcsfuse() {
   log "mounting gs://$GCSFRONT_BUCKET at $mnt"
   gcsfuse "${args[@]}" "$GCSFRONT_BUCKET" "$mnt" &
   pid=$!
-  trap 'kill -TERM "$pid" 2>/dev/null; fusermount3 -u "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null; wait "$pid"; exit 0' TERM
+  # gcsfuse unmounts on SIGTERM; whatever FUSE mount is left is cleared (never the emptyDir under it).
+  trap 'kill -TERM "$pid" 2>/dev/null; wait "$pid"; clear_stale_mount; exit 0' TERM
   deadline=$((SECONDS + mount_timeout))
   while kill -0 "$pid" 2>/dev/null; do
     if [ "$mounted" = 1 ] && mount_alive; then
