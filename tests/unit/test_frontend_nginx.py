@@ -166,7 +166,7 @@ def test_what_the_cache_holds_is_served_while_the_mount_is_gone(pod):
     pod.put("never-seen.txt", b"new")
     pod.stop("nginx-mount.conf")
     time.sleep(EXPIRED)
-    stale = [pod.get("/file1.txt") for _ in range(3)]
+    stale = [pod.get("/file1.txt") for _attempt in range(3)]
     assert [r.status_code for r in stale] == [200, 200, 200]
     assert all(r.content == b"0123456789" for r in stale)
     assert {r.headers["X-Cache-Status"] for r in stale} <= {"STALE", "UPDATING"}
@@ -187,11 +187,11 @@ def test_a_hung_mount_gives_stale_or_a_504_in_bounded_time_never_a_hung_client(p
     sock_path.chmod(0o666)
     server.listen(64)
     held = []
-    threading.Thread(target=lambda: [held.append(server.accept()) for _ in range(64)], daemon=True).start()
+    threading.Thread(target=lambda: [held.append(server.accept()) for _conn in range(64)], daemon=True).start()
     try:
         time.sleep(EXPIRED)
         t0 = time.monotonic()
-        warm = [pod.get("/file1.txt") for _ in range(5)]
+        warm = [pod.get("/file1.txt") for _attempt in range(5)]
         assert time.monotonic() - t0 < 1, "stale answers must not wait on the mount"
         assert all(r.status_code == 200 and r.content == b"0123456789" for r in warm)
         t0 = time.monotonic()
