@@ -59,6 +59,23 @@ def _in_netns(netns, argv, **kwargs):
     return subprocess.Popen(["nsenter", "--net=" + netns, *argv], **kwargs)
 
 
+def _stop_session(proc):
+    """SIGTERM to every process of proc's session (the entrypoint stops gcsfuse and unmounts), then SIGKILL."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=30)
+        wait_for(lambda: subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True, check=False).returncode,
+                 30, interval=0.2, what="the entrypoint's processes to stop")
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def _listening(netns, port):
     out = subprocess.run(["nsenter", "--net=" + netns, "ss", "-Hltn", "sport = :%d" % port], capture_output=True,
                          text=True, check=False).stdout
@@ -113,7 +130,10 @@ def test_gcsfuse_invocation_connects_only_to_loopback(frontend_image, docker_cli
         # GCSFRONT_AUDIT_TRACE=trace=network,sendto widens the audit by hand (DNS lookups, for instance).
         strace = ["strace", "-f", "-qq", "-e", os.environ.get("GCSFRONT_AUDIT_TRACE", "trace=connect"),
                   "-s", os.environ.get("GCSFRONT_AUDIT_STRLEN", "128"), "-o", str(trace)]
-        entry = _in_netns(audit_netns, [*strace, "bash", str(ENTRYPOINT)], env=env, stdout=logs, stderr=logs)
+        # A session of its own: the cleanup signals strace, the entrypoint and its supervisors together (strace
+        # alone would detach and leave the entrypoint remounting in a namespace that is gone).
+        entry = _in_netns(audit_netns, [*strace, "bash", str(ENTRYPOINT)], env=env, stdout=logs, stderr=logs,
+                          start_new_session=True)
         wait_for(lambda: os.path.ismount(mount_point) or entry.poll() is not None, 60, interval=0.2,
                  what="gcsfuse to mount the bucket")
         assert os.path.ismount(mount_point), (tmp_path / "servers.log").read_text()[-3000:]
@@ -125,12 +145,8 @@ def test_gcsfuse_invocation_connects_only_to_loopback(frontend_image, docker_cli
         assert b"--disable-autoconfig" in pathlib.Path("/proc/%s/cmdline" % ours[0]).read_bytes().split(b"\0")
         assert b"GCE_METADATA_HOST=127.0.0.1:9" in pathlib.Path("/proc/%s/environ" % ours[0]).read_bytes().split(b"\0")
     finally:
-        if entry is not None and entry.poll() is None:
-            entry.send_signal(signal.SIGTERM)
-            try:
-                entry.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                entry.kill()
+        if entry is not None:
+            _stop_session(entry)
         subprocess.run(["umount", "-l", str(mount_point)], check=False, capture_output=True)
         for server in servers:
             server.terminate()

@@ -23,6 +23,23 @@ def test_node_is_ready(kube):
     assert {a.type: a.address for a in node.status.addresses}["InternalIP"] == DEFAULTS["local_cluster_node_ip"]
 
 
+def test_the_hosts_routes_keep_cluster_addresses_off_the_external_interface():
+    """Pod and Service addresses exist only in the node's namespace: from the host they must lead nowhere (a
+    blackhole), never out through the default route; the LoadBalancer pool goes through the node."""
+    import subprocess
+
+    for cidr in (DEFAULTS["local_cluster_pod_cidr"], DEFAULTS["local_cluster_service_cidr"]):
+        routes = subprocess.run(["ip", "route", "show", "type", "blackhole", cidr], capture_output=True, text=True,
+                                check=True).stdout
+        assert routes.strip() == "blackhole %s" % cidr, (cidr, routes)
+        probe = cidr.split("/")[0].rsplit(".", 1)[0] + ".7"
+        got = subprocess.run(["ip", "route", "get", probe], capture_output=True, text=True, check=False)
+        assert got.returncode != 0, "a route leads %s somewhere: %s" % (probe, got.stdout)
+    lb = subprocess.run(["ip", "route", "get", DEFAULTS["local_cluster_lb_pool"].split("/")[0]], capture_output=True,
+                        text=True, check=True).stdout
+    assert "via %s dev %s" % (DEFAULTS["local_cluster_node_ip"], DEFAULTS["local_cluster_host_if"]) in lb, lb
+
+
 def test_pushed_image_is_pulled_and_served_through_a_loadbalancer(kube, namespace, echo_image):
     """An image built by dockerd and pushed to the registry is pulled (Always) and runs; MetalLB gives its
     Service an address from the pool and a request from the host through it reaches the pod."""

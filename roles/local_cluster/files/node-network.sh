@@ -8,9 +8,13 @@
 # route: anything a pod sends to an address that is not ours ends there, so no cluster,
 # pod, Service or load-balancer traffic can leave through the machine's interfaces.
 #
-# env: NS HOST_IF NODE_IF HOST_IP NODE_IP LB_POOL
+# The cluster's own ranges (pods, Services) exist only inside the namespace. On the host they get blackhole
+# routes: without them the host's default route would send a request to a Service address out through the
+# machine's interface.
+#
+# env: NS HOST_IF NODE_IF HOST_IP NODE_IP LB_POOL CLUSTER_CIDRS (space-separated)
 set -euo pipefail
-: "${NS:?}" "${HOST_IF:?}" "${NODE_IF:?}" "${HOST_IP:?}" "${NODE_IP:?}" "${LB_POOL:?}"
+: "${NS:?}" "${HOST_IF:?}" "${NODE_IF:?}" "${HOST_IP:?}" "${NODE_IP:?}" "${LB_POOL:?}" "${CLUSTER_CIDRS:?}"
 note() { echo "changed: $*"; }
 in_ns() { ip netns exec "$NS" "$@"; }
 set_sysctl() {  # set_sysctl KEY VALUE, inside the namespace
@@ -45,9 +49,17 @@ up() {
 
   # The host reaches load-balancer addresses through the node, which DNATs them (kube-proxy).
   ip route show "$LB_POOL" | grep -q "via $NODE_IP" || { ip route replace "$LB_POOL" via "$NODE_IP" dev "$HOST_IF"; note "route $LB_POOL"; }
+  local cidr
+  for cidr in $CLUSTER_CIDRS; do
+    ip route show type blackhole "$cidr" | grep -q . || { ip route replace blackhole "$cidr"; note "blackhole $cidr"; }
+  done
 }
 
 down() {
+  local cidr
+  for cidr in $CLUSTER_CIDRS; do
+    if ip route show type blackhole "$cidr" | grep -q .; then ip route del blackhole "$cidr"; note "blackhole $cidr"; fi
+  done
   if ip route show "$LB_POOL" | grep -q .; then ip route del "$LB_POOL"; note "route $LB_POOL"; fi
   if ip link show dev "$HOST_IF" >/dev/null 2>&1; then ip link del "$HOST_IF"; note "veth $HOST_IF"; fi
   if [ -e "/run/netns/$NS" ]; then ip netns del "$NS"; note "netns $NS"; fi
