@@ -45,15 +45,23 @@ type gateway struct {
 	proxy  *httputil.ReverseProxy
 	now    func() time.Time
 
+	upstream *url.URL
+	client   *http.Client // to the emulator, for the bucket lookups of IAM requests
+	project  project
+
 	mu   sync.Mutex
 	keys map[string]*key
+
+	iamMu sync.Mutex // serialises policy read-modify-write
 }
 
-func newGateway(dir string, ttl, skew time.Duration, upstream *url.URL) (*gateway, error) {
+func newGateway(dir string, ttl, skew time.Duration, upstream *url.URL, proj project) (*gateway, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "keys"), 0o700); err != nil {
 		return nil, err
 	}
-	g := &gateway{dir: dir, ttl: ttl, skew: skew, proxy: newProxy(upstream), now: time.Now, keys: map[string]*key{}}
+	g := &gateway{dir: dir, ttl: ttl, skew: skew, proxy: newProxy(upstream), now: time.Now, keys: map[string]*key{},
+		upstream: upstream, client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil}},
+		project: proj}
 	secretFile := filepath.Join(dir, "token-secret")
 	secret, err := os.ReadFile(secretFile)
 	if errors.Is(err, os.ErrNotExist) {
@@ -133,6 +141,13 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // iam serves keys:upload and the key list of projects.serviceAccounts.keys.
 func (g *gateway) iam(w *recorder, r *http.Request) {
 	parts := strings.Split(strings.TrimPrefix(r.URL.Path, "/v1/"), "/")
+	// projects/{p}/serviceAccounts/{email}:getIamPolicy|:setIamPolicy
+	if len(parts) == 4 && parts[0] == "projects" && parts[2] == "serviceAccounts" {
+		if email, verb, ok := strings.Cut(parts[3], ":"); ok && (verb == "getIamPolicy" || verb == "setIamPolicy") {
+			g.serviceAccountIAM(w, r, email, verb)
+			return
+		}
+	}
 	// projects/{p}/serviceAccounts/{email}/keys[:upload]
 	if len(parts) != 5 || parts[0] != "projects" || parts[2] != "serviceAccounts" {
 		w.jsonError(http.StatusNotFound, "not_found", "unknown IAM path")
@@ -234,46 +249,78 @@ func (g *gateway) token(w *recorder, r *http.Request) {
 	}
 	exp := g.now().Add(g.ttl)
 	writeJSON(w, http.StatusOK, map[string]any{
-		"access_token": g.mint(k.Email, exp),
+		"access_token": g.mint("serviceAccount:"+k.Email, exp),
 		"token_type":   "Bearer",
 		"expires_in":   int(g.ttl / time.Second),
 	})
 }
 
-// storage proxies to the emulator, only with a token of ours or a JWT signed by a registered key.
+// storage proxies to the emulator the requests whose caller holds every permission they need: a
+// token of ours or a JWT signed by a registered key names the principal, no token is anonymous.
 func (g *gateway) storage(w *recorder, r *http.Request) {
-	bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	reason := "no Bearer token"
-	if ok {
-		if err := g.checkBearer(strings.TrimSpace(bearer)); err != nil {
-			reason = err.Error()
-		} else {
-			g.proxy.ServeHTTP(w, r)
+	principal := anonymous
+	if bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		p, err := g.checkBearer(strings.TrimSpace(bearer))
+		if err != nil {
+			g.unauthenticated(w, err.Error())
+			return
+		}
+		principal = p
+	}
+	s := segments(r.URL)
+	if len(s) >= 5 && s[0] == "storage" && s[1] == "v1" && s[2] == "b" && s[4] == "iam" {
+		if len(s) == 5 || (len(s) == 6 && s[5] == "testPermissions") {
+			if principal == anonymous {
+				g.unauthenticated(w, "no Bearer token")
+				return
+			}
+			g.bucketIAM(w, r, principal, s[3], len(s) == 6)
 			return
 		}
 	}
+	needs := required(r)
+	for _, n := range needs {
+		ok, err := g.allowed(principal, n.perm, n.bucket)
+		if err != nil {
+			gcsError(w, http.StatusInternalServerError, "backendError", err.Error())
+			return
+		}
+		if !ok {
+			denied(w, principal, n)
+			return
+		}
+	}
+	g.proxy.ServeHTTP(w, r)
+	if len(needs) == 1 && needs[0].perm == "storage.buckets.delete" && w.status/100 == 2 {
+		g.forgetPolicy(needs[0].bucket)
+	}
+}
+
+func (g *gateway) unauthenticated(w *recorder, reason string) {
 	w.reason = " (" + reason + ")"
 	w.Header().Set("WWW-Authenticate", `Bearer realm="gcs-emulator"`)
-	msg := "Anonymous caller does not have storage.objects.get access to the Google Cloud Storage object."
+	msg := "Invalid Credentials"
 	writeJSON(w, http.StatusUnauthorized, map[string]any{"error": map[string]any{
 		"code": 401, "message": msg,
-		"errors": []map[string]string{{"domain": "global", "reason": "required", "message": msg}},
+		"errors": []map[string]string{{"domain": "global", "reason": "authError", "message": msg,
+			"locationType": "header", "location": "Authorization"}},
 	}})
 }
 
-func (g *gateway) checkBearer(token string) error {
+// checkBearer returns the principal a token stands for.
+func (g *gateway) checkBearer(token string) (string, error) {
 	if strings.HasPrefix(token, tokenPrefix) {
 		return g.checkMinted(token)
 	}
 	// Newer Google client libraries may send a self-signed JWT instead of fetching a token.
 	claims, k, err := g.verify(token)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if claims.Iss != k.Email || claims.Sub != k.Email {
-		return errors.New("self-signed JWT: iss and sub must be the key's service account")
+		return "", errors.New("self-signed JWT: iss and sub must be the key's service account")
 	}
-	return nil
+	return "serviceAccount:" + k.Email, nil
 }
 
 type claims struct {
@@ -364,25 +411,36 @@ func (g *gateway) candidates(kid, iss string) []*key {
 
 const tokenPrefix = "gcsemu1."
 
-func (g *gateway) mint(email string, exp time.Time) string {
-	payload, _ := json.Marshal(map[string]any{"sub": email, "exp": exp.Unix()})
+// mint issues an access token for a principal (an IAM member: serviceAccount:EMAIL, principal://...).
+// Tokens are stateless: the principal and expiry, HMAC-signed with the data dir's secret, so every
+// token maps back to its principal, also after a restart.
+func (g *gateway) mint(principal string, exp time.Time) string {
+	payload, _ := json.Marshal(map[string]any{"sub": principal, "exp": exp.Unix()})
 	p := base64.RawURLEncoding.EncodeToString(payload)
 	return tokenPrefix + p + "." + base64.RawURLEncoding.EncodeToString(g.mac(p))
 }
 
-func (g *gateway) checkMinted(token string) error {
+func (g *gateway) checkMinted(token string) (string, error) {
 	p, sig, ok := strings.Cut(strings.TrimPrefix(token, tokenPrefix), ".")
 	mac, err := base64.RawURLEncoding.DecodeString(sig)
 	if !ok || err != nil || !hmac.Equal(mac, g.mac(p)) {
-		return errors.New("token not issued by this gateway")
+		return "", errors.New("token not issued by this gateway")
 	}
 	var payload struct {
-		Exp int64 `json:"exp"`
+		Sub string `json:"sub"`
+		Exp int64  `json:"exp"`
 	}
 	if decodeSegment(p, &payload) != nil || g.now().Unix() > payload.Exp {
-		return errors.New("token expired")
+		return "", errors.New("token expired")
 	}
-	return nil
+	if payload.Sub == "" {
+		return "", errors.New("token names no principal")
+	}
+	if !strings.Contains(payload.Sub, ":") {
+		// Tokens minted before the gateway enforced IAM carry the bare service-account email.
+		return "serviceAccount:" + payload.Sub, nil
+	}
+	return payload.Sub, nil
 }
 
 func (g *gateway) mac(payload string) []byte {

@@ -24,6 +24,7 @@ const email = "sa@test-project.iam.gserviceaccount.com"
 
 type fixture struct {
 	t        *testing.T
+	g        *gateway
 	dir      string
 	upstream *httptest.Server
 	gw       *httptest.Server
@@ -32,19 +33,29 @@ type fixture struct {
 	lastAuth string
 }
 
-func newFixture(t *testing.T, dir string) *fixture {
+// testProject has no owners given: every service account with a registered key owns it.
+var testProject = project{ID: "test-project", Number: "123456789012"}
+
+func newFixture(t *testing.T, dir string) *fixture { return newFixtureWith(t, dir, testProject) }
+
+func newFixtureWith(t *testing.T, dir string, proj project) *fixture {
 	f := &fixture{t: t, dir: dir}
 	f.upstream = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.hits++
 		f.lastHost, f.lastAuth = r.Host, r.Header.Get("Authorization")
+		if strings.Contains(r.URL.Path, "/missing") {
+			http.NotFound(w, r)
+			return
+		}
 		w.Write([]byte("object bytes"))
 	}))
 	t.Cleanup(f.upstream.Close)
 	target, _ := url.Parse(f.upstream.URL)
-	g, err := newGateway(dir, time.Hour, 5*time.Minute, target)
+	g, err := newGateway(dir, time.Hour, 5*time.Minute, target, proj)
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.g = g
 	f.gw = httptest.NewServer(g)
 	t.Cleanup(f.gw.Close)
 	return f
