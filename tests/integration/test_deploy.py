@@ -95,6 +95,60 @@ def test_verbose_deploy_never_prints_the_private_key(deployed):
     assert len(out) > 100000, "the -vvv run printed too little to prove anything"
 
 
+def key_probes(key_text):
+    """Probes of the key as the cluster could hold it: its private numbers (private_fragments) and the key file
+    base64-encoded as Secret data is, at each of the three byte alignments, so a copy of the Secret's data
+    (a last-applied annotation, say) is caught too."""
+    import base64
+
+    probes = private_fragments(json.loads(key_text)["private_key"])
+    raw = key_text.encode()
+    start = len(raw) // 2  # the middle of the file: inside the PEM
+    probes += [base64.b64encode(raw[start + k:start + k + 60]).decode()[4:44] for k in range(3)]
+    return probes
+
+
+def test_no_key_material_outside_the_secrets_data(deployed, kube):
+    """Every object the deploy made (annotations, ConfigMaps, pod specs and env, events) is free of the key, also
+    after a deploy over a Secret that an older, client-side apply left with the key in its annotation."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube)
+    key_text = SA_KEY_FILE.read_text()
+    last_applied = "kubectl.kubernetes.io/last-applied-configuration"
+    # What a client-side apply left behind: the whole manifest, Secret data included, in an annotation.
+    secret = core.read_namespaced_secret("gcsfront-gcs-key", "gcsfront")
+    old = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "gcsfront-gcs-key", "namespace": "gcsfront"},
+           "data": secret.data}
+    core.patch_namespaced_secret("gcsfront-gcs-key", "gcsfront",
+                                 {"metadata": {"annotations": {last_applied: json.dumps(old)}}})
+    run_playbook("deploy.yml")
+
+    secret = core.read_namespaced_secret("gcsfront-gcs-key", "gcsfront")
+    assert last_applied not in (secret.metadata.annotations or {})
+    assert secret.data["key.json"] and set(secret.data) == {"key.json"}
+    api = client.ApiClient()
+    objects = {
+        "the key Secret without its data": api.sanitize_for_serialization(secret.metadata),
+        "secrets": [api.sanitize_for_serialization(s) for s in core.list_namespaced_secret("gcsfront").items
+                    if s.metadata.name != "gcsfront-gcs-key"],
+        "configmaps": api.sanitize_for_serialization(core.list_namespaced_config_map("gcsfront")),
+        "pods": api.sanitize_for_serialization(core.list_namespaced_pod("gcsfront")),
+        "events": api.sanitize_for_serialization(core.list_namespaced_event("gcsfront")),
+        "services": api.sanitize_for_serialization(core.list_namespaced_service("gcsfront")),
+        "service accounts": api.sanitize_for_serialization(core.list_namespaced_service_account("gcsfront")),
+        "deployments": api.sanitize_for_serialization(client.AppsV1Api(kube).list_namespaced_deployment("gcsfront")),
+        "replicasets": api.sanitize_for_serialization(client.AppsV1Api(kube).list_namespaced_replica_set("gcsfront")),
+    }
+    probes = key_probes(key_text)
+    # The probes find the key where it is: in the Secret's data.
+    assert sum(p in re.sub(r"\s+|\\n", "", json.dumps(secret.data)) for p in probes) >= 1
+    for what, found in objects.items():
+        text = re.sub(r"\s+|\\n", "", json.dumps(found))
+        assert not [p for p in probes if p in text], "key material in %s" % what
+        assert "PRIVATEKEY" not in text, what
+
+
 def _fails_with(args, needle, changed_expected=0):
     proc = run_playbook("deploy.yml", *args, check=False)
     assert proc.returncode != 0, proc.stdout[-3000:]
