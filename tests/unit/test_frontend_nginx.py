@@ -27,6 +27,8 @@ import yaml
 REPO = pathlib.Path(__file__).resolve().parents[2]
 # The absolute paths the configurations use in the pod (roles/frontend/vars/main.yml), moved under a test root.
 POD_PATHS = ["/tmp/gcsfront", "/var/cache/gcsfront-index", "/var/cache/gcsfront", "/mnt/gcs"]
+# The image's njs handler, from this checkout.
+MOUNT_JS = REPO / "roles/image/files/gcsfront-mount.js"
 CACHE_VALID = 1  # seconds: short, so the tests see entries expire
 # nginx keeps an entry's validity in whole seconds from its cached clock: an entry is surely expired after this.
 EXPIRED = CACHE_VALID + 1.5
@@ -65,6 +67,7 @@ class Pod:
         for name, text in confs.items():
             text = pod_path.sub(lambda m: str(root) + m.group(1), text)
             text = text.replace("listen 8080 ", "listen 127.0.0.1:%d " % self.port)
+            text = text.replace("/usr/share/gcsfront/mount.js", str(MOUNT_JS))
             text = text.replace("access_log /dev/stdout", "access_log %s/access.log" % root)
             self.confs[name] = root / name
             self.confs[name].write_text(text)
@@ -102,8 +105,8 @@ class Pod:
 def confs(tmp_path_factory):
     if os.geteuid() != 0:
         pytest.fail("these tests run nginx as in the image (root master, www-data workers): run them as root")
-    if shutil.which("nginx") is None:
-        pytest.fail("nginx is missing: scripts/setup installs Debian's nginx-light")
+    if shutil.which("nginx") is None or not pathlib.Path("/usr/lib/nginx/modules/ngx_http_js_module.so").exists():
+        pytest.fail("nginx or its njs module is missing: scripts/setup installs nginx-light and libnginx-mod-http-js")
     return render(tmp_path_factory.mktemp("frontend"), {"frontend_cache_valid": "%ds" % CACHE_VALID})
 
 
@@ -246,3 +249,13 @@ def test_without_a_cache_every_request_goes_to_the_mount(tmp_path):
         assert check.returncode == 0, check.stderr
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_symlink_object_is_refused_without_reading_its_target(pod):
+    """gcsfuse turns symlink objects into symlinks that may point anywhere, a device included."""
+    (pod.mnt / "zero").symlink_to("/dev/zero")
+    (pod.mnt / "passwd").symlink_to("/etc/passwd")
+    t0 = time.monotonic()
+    assert pod.get("/zero").status_code == 403
+    assert pod.get("/passwd").status_code == 403
+    assert time.monotonic() - t0 < 5
