@@ -6,3 +6,21 @@ import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "collections"))
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+def render_frontend(tmp_path, extra_vars):
+    """The frontend role's manifests as playbooks/render.yml writes them, with extra_vars: {kind: document}."""
+    import json
+    import subprocess
+
+    import yaml
+
+    out = tmp_path / "render"
+    proc = subprocess.run(
+        [str(REPO / ".venv/bin/ansible-playbook"), "playbooks/render.yml", "-e", "render_dir=%s" % out,
+         "-e", json.dumps(extra_vars)],
+        cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return {d["kind"]: d for d in yaml.safe_load_all((out / "frontend.yaml").read_text()) if d}

@@ -22,7 +22,7 @@ import time
 
 import pytest
 import requests
-import yaml
+from conftest import render_frontend
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 # The absolute paths the configurations use in the pod (roles/frontend/vars/main.yml), moved under a test root.
@@ -35,14 +35,7 @@ EXPIRED = CACHE_VALID + 1.5
 
 
 def render(tmp, extra_vars):
-    out = tmp / "render"
-    proc = subprocess.run(
-        [str(REPO / ".venv/bin/ansible-playbook"), "playbooks/render.yml", "-e", "render_dir=%s" % out,
-         "-e", json.dumps(extra_vars)],
-        cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    docs = [d for d in yaml.safe_load_all((out / "frontend.yaml").read_text()) if d]
-    return next(d for d in docs if d["kind"] == "ConfigMap")["data"]
+    return render_frontend(tmp, extra_vars)["ConfigMap"]["data"]
 
 
 def free_port():
@@ -259,3 +252,18 @@ def test_a_symlink_object_is_refused_without_reading_its_target(pod):
     assert pod.get("/zero").status_code == 403
     assert pod.get("/passwd").status_code == 403
     assert time.monotonic() - t0 < 5
+
+
+def test_no_404_for_an_object_while_the_mount_is_away(pod):
+    """gcsfuse killed and remounting: the entrypoint leaves the directory under the mount unreadable, so an
+    existing object the cache lacks gets 503 with Retry-After, never a 404 (which the front would cache)."""
+    assert pod.get("/file1.txt").status_code == 200
+    pod.put("not-cached.txt", b"exists")
+    pod.mnt.chmod(0o000)
+    try:
+        r = pod.get("/not-cached.txt")
+        assert r.status_code == 503 and r.headers["Retry-After"] == "5", (r.status_code, r.headers)
+        assert pod.get("/file1.txt").status_code == 200  # what the cache holds
+    finally:
+        pod.mnt.chmod(0o755)
+    assert pod.get("/not-cached.txt").content == b"exists"

@@ -6,24 +6,12 @@ key is mounted only where gcsfuse runs.
 
 from __future__ import annotations
 
-import json
-import pathlib
-import subprocess
-
 import pytest
-import yaml
-
-REPO = pathlib.Path(__file__).resolve().parents[2]
+from conftest import render_frontend
 
 
 def render(tmp_path, **extra_vars):
-    out = tmp_path / "render"
-    proc = subprocess.run(
-        [str(REPO / ".venv/bin/ansible-playbook"), "playbooks/render.yml", "-e", "render_dir=%s" % out,
-         "-e", json.dumps(extra_vars)],
-        cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return {d["kind"]: d for d in yaml.safe_load_all((out / "frontend.yaml").read_text()) if d}
+    return render_frontend(tmp_path, extra_vars)
 
 
 @pytest.fixture(scope="module", params=["privileged", "sidecar"])

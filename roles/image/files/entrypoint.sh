@@ -95,7 +95,7 @@ mount_alive() {
 clear_stale_mount() {
   local tries=0
   while [[ $(top_fstype) == fuse* ]] && [ "$tries" -lt 5 ]; do
-    log "unmounting a stale FUSE mount at $mnt"
+    log "unmounting the FUSE mount at $mnt"
     fusermount3 -uz "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true
     tries=$((tries + 1))
   done
@@ -109,11 +109,15 @@ run_gcsfuse() {
   local pid deadline mounted=1
   [ -n "${GOOGLE_APPLICATION_CREDENTIALS:-}" ] && args+=(--key-file "$GOOGLE_APPLICATION_CREDENTIALS")
   clear_stale_mount
+  # The directory under the mount: unreadable, so while gcsfuse is away (killed, remounting) nginx gets EACCES
+  # and answers 503, never a 404 for an object that exists. The mount's own modes apply on top of it.
+  [[ $(top_fstype) == fuse* ]] || chmod 000 "$mnt"
   log "mounting gs://$GCSFRONT_BUCKET at $mnt"
   gcsfuse "${args[@]}" "$GCSFRONT_BUCKET" "$mnt" &
   pid=$!
-  # gcsfuse unmounts on SIGTERM; whatever FUSE mount is left is cleared (never the emptyDir under it).
-  trap 'kill -TERM "$pid" 2>/dev/null; wait "$pid"; clear_stale_mount; exit 0' TERM
+  # Nothing reads the mount any more when this runs (nginx stopped first): a lazy unmount spares gcsfuse its
+  # 30 s wait on a mount still busy, then gcsfuse is stopped. Never the emptyDir under it.
+  trap 'clear_stale_mount; kill -TERM "$pid" 2>/dev/null; wait "$pid"; exit 0' TERM
   deadline=$((SECONDS + mount_timeout))
   while kill -0 "$pid" 2>/dev/null; do
     if [ "$mounted" = 1 ] && mount_alive; then

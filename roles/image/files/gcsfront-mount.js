@@ -11,6 +11,14 @@
 const fs = require('fs');
 
 const CHUNK = 1048576;
+// Open errors that mean "no such object": the static module answers them (404).
+const NOT_THERE = ['ENOENT', 'ENOTDIR', 'ENAMETOOLONG'];
+
+function unavailable(r, doing, e) {
+    r.error('gcsfront: ' + doing + ' ' + r.uri + ' through the mount failed: ' + e.message);
+    r.headersOut['Retry-After'] = '5';
+    r.return(503);
+}
 
 function serve(r) {
     if (r.method !== 'GET' || r.headersIn['If-None-Match'] || r.headersIn['If-Modified-Since']) {
@@ -21,7 +29,13 @@ function serve(r) {
     try {
         fd = fs.openSync(r.variables.request_filename);
     } catch (e) {
-        r.internalRedirect('@object');
+        if (NOT_THERE.indexOf(e.code) >= 0) {
+            r.internalRedirect('@object');  // the static module's 404 (or a directory's index)
+        } else {
+            // EACCES: no live mount (the entrypoint makes the directory under it unreadable), or GCS refused
+            // gcsfuse's credentials; EIO, ENOTCONN: GCS or gcsfuse failed.
+            unavailable(r, 'opening', e);
+        }
         return;
     }
     try {
@@ -34,9 +48,7 @@ function serve(r) {
         }
     } catch (e) {
         fs.closeSync(fd);
-        r.error('gcsfront: reading ' + r.uri + ' through the mount failed: ' + e.message);
-        r.headersOut['Retry-After'] = '5';
-        r.return(503);
+        unavailable(r, 'reading', e);
         return;
     }
     fs.closeSync(fd);
