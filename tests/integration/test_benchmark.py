@@ -13,7 +13,7 @@ from conftest import run_playbook
 
 TOOLS = ("ab", "wrk", "vegeta")
 OBJECTS = ("File1", "File2")
-VARIANTS = ("2016 configuration", "preset", "local disk")
+VARIANTS = ("2016 configuration", "preset", "local disk", "nginx-gcs-proxy peer")
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,7 @@ def test_the_proxy_is_in_the_path_and_the_preset_caches(results):
     # The preset serves warm requests without GCS.
     assert run_of(data, "preset", "File1", "wrk")["gcs_calls_per_request"] < 0.01
     cold = {c["target"]: c for c in data["cold"]}
-    assert set(cold) == {"2016 configuration", "preset"}
+    assert set(cold) == {"2016 configuration", "preset", "nginx-gcs-proxy peer"}
     # The preset's name index lists the never-seen object first, which fills gcsfuse's stat cache: its first
     # fetch is a read alone.
     preset = cold["preset"]
@@ -83,7 +83,7 @@ def test_the_proxy_is_in_the_path_and_the_preset_caches(results):
 def test_floods_of_missing_names_are_measured_and_the_name_index_keeps_them_from_gcs(results):
     data, markdown = results
     floods = {(f["target"], f["rate"]): f for f in data["flood"]}
-    targets = ("preset", "local disk", "preset without name index")
+    targets = ("preset", "local disk", "preset without name index", "nginx-gcs-proxy peer")
     assert set(floods) == {(t, rate) for t in targets for rate in (0, data["load"]["flood_rate"])}, list(floods)
     for (target, rate), f in floods.items():
         assert not f["failed"], f
@@ -99,6 +99,9 @@ def test_floods_of_missing_names_are_measured_and_the_name_index_keeps_them_from
         if target == "preset without name index":
             # Each distinct missing name goes to GCS (a metadata lookup and, with implicit dirs, a list).
             assert f["gcs_calls_per_miss"] >= 1, f
+        if target == "nginx-gcs-proxy peer":
+            # No index: each distinct missing name is one GCS request.
+            assert f["gcs_calls_per_miss"] >= 0.9, f
     assert "## Floods of distinct missing names" in markdown
 
 
