@@ -1,0 +1,138 @@
+-- The front nginx's cache refresh (lua-nginx-module), detached from client connections.
+--
+-- nginx's own stale-while-revalidate (proxy_cache_background_update) runs the revalidation as a subrequest of
+-- the client request that found the entry expired, and nginx reads that client's next request on the same
+-- connection only once the subrequest is done. While the mount hangs on GCS, every client that reuses its
+-- connection (browsers, load balancers, CDNs) would wait the upstream timeout once per expired entry.
+-- Here entries stay valid for nginx (a long backstop), and the log phase of a cache hit starts, at most once
+-- per key and period, a timer that asks the mount whether the object changed (a conditional HEAD: a stat,
+-- answered from gcsfuse's stat cache when fresh). Only a change is fetched again, through the front's refresh
+-- server (proxy_cache_bypass), which stores the new answer. A failure keeps what the cache holds and is tried
+-- again after the period. No client waits for any of it.
+local M = {}
+
+local settings = {}
+
+-- nginx time ("10s", "1m", "500ms", "1h30m") in seconds.
+local UNITS = {ms = 0.001, s = 1, m = 60, h = 3600, d = 86400, w = 604800}
+
+function M.seconds(value)
+    local total, rest = 0, value
+    while rest ~= "" do
+        local number, unit, tail = rest:match("^(%d+)(%a*)(.*)$")
+        if not number or (unit ~= "" and not UNITS[unit]) then
+            error("gcsfront: not an nginx time: " .. value)
+        end
+        total = total + tonumber(number) * (UNITS[unit ~= "" and unit or "s"])
+        rest = tail
+    end
+    return total
+end
+
+-- Called from init_by_lua_block with the role's settings: the shared dict's name, the sockets, the
+-- periods (nginx time) and the timeout of each refresh request.
+function M.configure(options)
+    settings.dict = ngx.shared[options.dict]
+    settings.mount_socket = "unix:" .. options.mount_socket
+    settings.refresh_socket = "unix:" .. options.refresh_socket
+    settings.valid = M.seconds(options.valid)
+    settings.not_found_valid = M.seconds(options.not_found_valid)
+    settings.timeout_ms = M.seconds(options.timeout) * 1000
+end
+
+-- The status of a HEAD request over a unix socket (the rest of the answer is not needed), or nil and why.
+local function head(socket_path, path, headers)
+    local sock = ngx.socket.tcp()
+    sock:settimeout(settings.timeout_ms)
+    local ok, err = sock:connect(socket_path)
+    if not ok then
+        return nil, err
+    end
+    local request = {"HEAD ", path, " HTTP/1.0\r\nHost: gcsfront-refresh\r\n"}
+    for name, value in pairs(headers) do
+        request[#request + 1] = name .. ": " .. value .. "\r\n"
+    end
+    request[#request + 1] = "\r\n"
+    ok, err = sock:send(table.concat(request))
+    if not ok then
+        sock:close()
+        return nil, err
+    end
+    local line
+    line, err = sock:receive("*l")
+    sock:close()
+    if not line then
+        return nil, err
+    end
+    return tonumber(line:match("^HTTP/%d%.%d (%d%d%d)")), line
+end
+
+-- Whether the answer to a conditional HEAD means the cached entry no longer matches the bucket.
+function M.changed(cached_status, had_validators, status)
+    if status == 304 then
+        return false
+    end
+    if had_validators then
+        return true  -- the validators no longer match (or the object is gone)
+    end
+    return status ~= cached_status  -- a 404 (or a redirect) entry: only a different answer is a change
+end
+
+local function refresh(premature, key, path, cached_status, validators)
+    if premature then
+        return  -- nginx is reloading or stopping
+    end
+    local dict = settings.dict
+    local status, detail = head(settings.mount_socket, path, validators)
+    if not status or status >= 500 then
+        -- The mount or GCS is failing: the cache keeps serving what it holds; the next period tries again.
+        ngx.log(ngx.INFO, "gcsfront: refreshing ", path, " failed, serving what the cache holds: ", detail)
+    elseif M.changed(cached_status, next(validators) ~= nil, status) then
+        local stored
+        stored, detail = head(settings.refresh_socket, path, {})
+        if not stored or stored >= 500 then
+            ngx.log(ngx.WARN, "gcsfront: ", path, " changed in the bucket, fetching it failed: ", detail)
+        end
+    end
+    dict:delete("running:" .. key)
+end
+
+-- log_by_lua: after a hit, refresh the entry once its period is over; after a fill, start the period.
+function M.after_request()
+    local cache_status = ngx.var.upstream_cache_status
+    if cache_status == nil then
+        return  -- not a cached location
+    end
+    local dict = settings.dict
+    local key = ngx.var.uri
+    local period = ngx.status == 404 and settings.not_found_valid or settings.valid
+    if cache_status ~= "HIT" and cache_status ~= "STALE" and cache_status ~= "UPDATING" then
+        dict:set("checked:" .. key, true, period)  -- just fetched from the mount
+        return
+    end
+    if not dict:add("checked:" .. key, true, period) then
+        return  -- checked within the period
+    end
+    -- One refresh per key at a time, even when the mount takes longer than a period to answer.
+    if not dict:add("running:" .. key, true, settings.timeout_ms / 1000 * 2 + 1) then
+        return
+    end
+    local validators = {}
+    local etag = ngx.header["ETag"]
+    local last_modified = ngx.header["Last-Modified"]
+    if etag then
+        validators["If-None-Match"] = etag
+    end
+    if last_modified then
+        validators["If-Modified-Since"] = last_modified
+    end
+    -- The path as the client sent it (escaped), without the query string: it normalizes to the same key.
+    local path = ngx.var.request_uri:match("^[^?]*")
+    local ok, err = ngx.timer.at(0, refresh, key, path, ngx.status, validators)
+    if not ok then
+        dict:delete("running:" .. key)
+        ngx.log(ngx.WARN, "gcsfront: cannot schedule the refresh of ", path, ": ", err)
+    end
+end
+
+return M
