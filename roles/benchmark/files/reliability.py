@@ -50,6 +50,17 @@ def evaluate(row, results):
             out.append((check, "warm objects 100% 2xx", codes(warm), warm["requests"] > 0 and warm["non_2xx"] == 0))
         elif check == "fresh_all_2xx":
             out.append((check, "never-seen objects 100% 2xx", codes(fresh), fresh["requests"] > 0 and fresh["non_2xx"] == 0))
+        elif check == "fresh_most_2xx":
+            share = 100.0 * fresh["ok"] / fresh["requests"] if fresh["requests"] else 0.0
+            out.append((check, "never-seen objects >= %g%% 2xx" % th["fresh_2xx_pct"],
+                        "%s (%.1f%%)" % (codes(fresh), share), fresh["requests"] > 0 and share >= th["fresh_2xx_pct"]))
+        elif check == "few_errors":
+            served = [warm, fresh]
+            total = sum(c["requests"] for c in served)
+            errors = sum(c["non_2xx"] for c in served)
+            share = 100.0 * errors / total if total else 0.0
+            out.append((check, "<= %g%% non-2xx (warm and never-seen)" % th["errors_pct"],
+                        "%d of %d (%.2f%%)" % (errors, total, share), total > 0 and share <= th["errors_pct"]))
         elif check == "fresh_answered":
             bad = set(fresh["status_codes"]) - GATEWAY_ERRORS
             slowest = fresh["non_2xx_max_ms"]
@@ -68,11 +79,12 @@ def evaluate(row, results):
             out.append((check, "0 restarts", "%d" % pods["restarts"], pods["restarts"] == 0))
         elif check == "no_flips":
             out.append((check, "0 readiness flips", "%d" % pods["flips"], pods["flips"] == 0))
-        elif check == "warm_p99":
+        elif check in ("warm_p99", "warm_p99_slow"):
+            factor = th["p99_factor" if check == "warm_p99" else "slow_p99_factor"]
             base = baseline_p99(results, row["target"])
             p99 = warm["latency_ms"]["p99"]
-            goal = "warm p99 <= %gx baseline (%s ms)" % (th["p99_factor"], "-" if base is None else "%.1f" % base)
-            met = None if base is None or p99 is None else p99 <= th["p99_factor"] * base
+            goal = "warm p99 <= %gx baseline (%s ms)" % (factor, "-" if base is None else "%.1f" % base)
+            met = None if base is None or p99 is None else p99 <= factor * base
             out.append((check, goal, "-" if p99 is None else "%.1f ms" % p99, met))
         elif check == "recovery":
             rec = row["recovery"]
