@@ -3,13 +3,16 @@
 #
 # This module util is PRIVATE to the collection. It can have breaking changes at any time.
 # Do not use it from other collections or roles.
-"""A small Cloud Storage JSON API client on google-auth: read, stat and upload objects, create buckets."""
+"""A small Cloud Storage JSON API client on google-auth: read, stat and upload objects, create buckets, read and
+set a bucket's IAM policy; and the pure edit of one member of such a policy."""
 
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import json
+import re
 import traceback
 from urllib.parse import quote
 
@@ -36,6 +39,8 @@ except ImportError:
 
 READ_ONLY = "https://www.googleapis.com/auth/devstorage.read_only"
 READ_WRITE = "https://www.googleapis.com/auth/devstorage.read_write"
+# read_write covers objects only; reading and setting IAM policies needs full control.
+FULL_CONTROL = "https://www.googleapis.com/auth/devstorage.full_control"
 
 GCS_ARG_SPEC = dict(
     gcs_endpoint=dict(type="str", default="https://storage.googleapis.com"),
@@ -47,11 +52,13 @@ GCS_MUTUALLY_EXCLUSIVE = [("gcs_credentials_file", "gcs_credentials_content", "g
 
 
 class GcsError(Exception):
-    """A failed Cloud Storage call; status is the HTTP status, or None when no answer came."""
+    """A failed Cloud Storage call; status is the HTTP status, or None when no answer came; detail is the message of
+    the JSON API's error body, when it had one."""
 
-    def __init__(self, msg, status=None):
+    def __init__(self, msg, status=None, detail=None):
         super().__init__(msg)
         self.status = status
+        self.detail = detail
 
 
 def session_from_params(params, scopes=(READ_ONLY,)):
@@ -99,7 +106,7 @@ class GcsClient:
             raise GcsError("%s: no answer from %s (%s)" % (what, self.endpoint, type(e).__name__)) from None
         if r.status_code not in ok:
             raise GcsError("%s: the GCS JSON API at %s answered %s" % (what, self.endpoint, r.status_code),
-                           r.status_code)
+                           r.status_code, _error_detail(r))
         return r
 
     def _object_url(self, bucket, name):
@@ -140,6 +147,92 @@ class GcsClient:
 
     def delete(self, bucket, name):
         self._call("DELETE", self._object_url(bucket, name), "deleting gs://%s/%s" % (bucket, name), ok=(200, 204))
+
+    def get_iam_policy(self, bucket):
+        """The bucket's IAM policy, asked for as version 3 so that conditional bindings come back whole."""
+        return self._iam("GET", bucket, "read", params={"optionsRequestedPolicyVersion": 3})
+
+    def set_iam_policy(self, bucket, policy):
+        """Replace the bucket's IAM policy with `policy` and return the stored one. With the etag of the policy read,
+        a concurrent change makes this fail with status 412."""
+        return self._iam("PUT", bucket, "set", json=policy)
+
+    def _iam(self, method, bucket, verb, **kwargs):
+        what = "cannot %s the IAM policy of gs://%s" % (verb, bucket)
+        try:
+            r = self._call(method, "%s/storage/v1/b/%s/iam" % (self.endpoint, quote(bucket, safe="")), what, **kwargs)
+        except GcsError as e:
+            if e.status == 403:
+                raise GcsError("%s: 403 %s (the credentials need storage.buckets.%sIamPolicy)" % (
+                    what, e.detail or "Forbidden", "get" if verb == "read" else "set"), 403, e.detail) from None
+            if e.status == 404:
+                raise GcsError("%s: 404 bucket not found" % what, 404, e.detail) from None
+            raise
+        try:
+            return r.json()
+        except ValueError:
+            raise GcsError("%s: the GCS JSON API at %s answered %s without a JSON policy" % (
+                what, self.endpoint, r.status_code), r.status_code) from None
+
+
+def _error_detail(response):
+    """The message of a JSON API error body ({"error": {"message": ...}}), on one line; None without one."""
+    try:
+        return first_line(response.json()["error"]["message"], 200) or None
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+# An IAM principal: allUsers, allAuthenticatedUsers, principal://..., principalSet://..., or kind:value such as
+# user:, group:, serviceAccount:, domain:, projectViewer: (deleted:serviceAccount:...?uid=... included).
+_MEMBER_RE = re.compile(r"allUsers|allAuthenticatedUsers|principal(Set)?://[^\s/]\S*|[a-z][A-Za-z]*:[^\s/]\S*")
+_ROLE_RE = re.compile(r"((projects|organizations)/[^/\s]+/)?roles/[A-Za-z0-9_.]+")
+
+
+def member_problem(member):
+    """Why `member` is not an IAM principal, or None when it looks like one."""
+    if not _MEMBER_RE.fullmatch(member) or re.match(r"principal(Set)?:(?!//)", member):
+        return ("member %r is not an IAM principal: use kind:value (user:, group:, serviceAccount:, domain:), "
+                "principal://..., principalSet://..., allUsers or allAuthenticatedUsers" % member)
+    return None
+
+
+def role_problem(role):
+    """Why `role` is not an IAM role name, or None when it looks like one."""
+    if not _ROLE_RE.fullmatch(role):
+        return "role %r is not an IAM role: use roles/NAME, projects/P/roles/NAME or organizations/O/roles/NAME" % role
+    return None
+
+
+def role_members(policy, role):
+    """The sorted members of the unconditional bindings of `role` in `policy`."""
+    return sorted({m for b in policy.get("bindings") or () if b.get("role") == role and not b.get("condition")
+                   for m in b.get("members") or ()})
+
+
+def with_member(policy, role, member, present):
+    """(new_policy, changed): `policy` with `member` granted `role` (present) or no longer granted it (absent), by
+    an unconditional binding. The input is never mutated. Conditional bindings are left alone (they are not the
+    unconditional grant managed here), a binding this leaves empty is dropped, and everything else (version,
+    etag, other bindings) is kept."""
+    new = copy.deepcopy(policy)
+    bindings = new.get("bindings") or []
+    ours = [b for b in bindings if b.get("role") == role and not b.get("condition")]
+    has = any(member in (b.get("members") or ()) for b in ours)
+    if present == has:
+        return new, False
+    if present:
+        if ours:
+            ours[0]["members"] = list(ours[0].get("members") or ()) + [member]
+        else:
+            bindings.append({"role": role, "members": [member]})
+    else:
+        for b in ours:
+            b["members"] = [m for m in b.get("members") or () if m != member]
+        emptied = {id(b) for b in ours if not b["members"]}
+        bindings = [b for b in bindings if id(b) not in emptied]
+    new["bindings"] = bindings
+    return new, True
 
 
 def md5_b64(data):
