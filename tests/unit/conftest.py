@@ -23,4 +23,4 @@ def render_frontend(tmp_path, extra_vars):
          "-e", json.dumps(extra_vars)],
         cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return {d["kind"]: d for d in yaml.safe_load_all((out / "frontend.yaml").read_text()) if d}
+    return {d["kind"]: d for d in yaml.safe_load_all((out / "frontend-workload.yaml").read_text()) if d}

@@ -22,8 +22,11 @@
 # GCSFRONT_NAME_INDEX_INTERVAL   30 (seconds between listings)
 # GCSFRONT_NAME_INDEX_MAX_NAMES  100000 (more names: the index steps aside and the mount answers)
 # GCSFRONT_MOUNT_FS_TYPE     65735546 (FUSE): the filesystem type (stat -f %t) a live mount has
-# GCE_METADATA_HOST          pointed at 127.0.0.1:9 (nothing) unless set, so gcsfuse never dials the cloud
-#                            metadata address
+# GCSFRONT_AUTH              key (default): GOOGLE_APPLICATION_CREDENTIALS, no metadata server needed.
+#                            workload_identity: tokens from the metadata server (GKE's, or GCE_METADATA_HOST)
+# GCE_METADATA_HOST          with key auth, pointed at 127.0.0.1:9 (nothing) unless set, so gcsfuse never dials
+#                            the cloud metadata address; with workload_identity, left as given (unset on GKE:
+#                            the node's GKE metadata server answers for the pod's ServiceAccount)
 #
 # gcsfuse is supervised: a mount that fails (GCS down at start) or dies (gcsfuse killed) is cleared and retried
 # with a bounded backoff; the container never exits for it, so a GCS incident never crash-loops a pod, and
@@ -62,6 +65,14 @@ check_environment() {
     [ -n "${GCSFRONT_BUCKET:-}" ] || { log "GCSFRONT_BUCKET is not set: name the bucket to serve"; bad=1; }
     [ -c /dev/fuse ] || { log "/dev/fuse is missing: run this container privileged (or give it /dev/fuse and SYS_ADMIN)"; bad=1; }
     [ -r "$fuse_conf" ] || { log "GCSFRONT_GCSFUSE_CONFIG=$fuse_conf is not a readable file"; bad=1; }
+    case ${GCSFRONT_AUTH:-key} in
+      key | workload_identity) ;;
+      *) log "GCSFRONT_AUTH=$GCSFRONT_AUTH: use key or workload_identity"; bad=1 ;;
+    esac
+    if [ "${GCSFRONT_AUTH:-key}" = workload_identity ] && [ -n "${GOOGLE_APPLICATION_CREDENTIALS:-}" ]; then
+      log "GCSFRONT_AUTH=workload_identity with GOOGLE_APPLICATION_CREDENTIALS set: a key would be used instead"
+      bad=1
+    fi
     if [ -n "${GOOGLE_APPLICATION_CREDENTIALS:-}" ] && [ ! -r "$GOOGLE_APPLICATION_CREDENTIALS" ]; then
       log "GOOGLE_APPLICATION_CREDENTIALS=$GOOGLE_APPLICATION_CREDENTIALS is not a readable file: mount the key Secret there"
       bad=1
@@ -214,8 +225,11 @@ stop_all() {
 check_environment
 trap 'stop_all; exit 0' TERM QUIT INT
 rm -f "$alive"
-# Without it gcsfuse's trace exporter dials the cloud metadata address even with --disable-autoconfig.
-export GCE_METADATA_HOST=${GCE_METADATA_HOST:-127.0.0.1:9}
+# With a key nothing needs a metadata server, and without GCE_METADATA_HOST gcsfuse's trace exporter dials the
+# cloud metadata address even with --disable-autoconfig. Workload Identity's tokens come from one.
+if [ "${GCSFRONT_AUTH:-key}" = key ]; then
+  export GCE_METADATA_HOST=${GCE_METADATA_HOST:-127.0.0.1:9}
+fi
 
 if [ "$mode" != serve ]; then
   supervise_gcsfuse &
