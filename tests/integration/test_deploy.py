@@ -108,45 +108,71 @@ def key_probes(key_text):
     return probes
 
 
-def test_no_key_material_outside_the_secrets_data(deployed, kube):
-    """Every object the deploy made (annotations, ConfigMaps, pod specs and env, events) is free of the key, also
-    after a deploy over a Secret that an older, client-side apply left with the key in its annotation."""
+def namespace_objects(kube, skip_secret=None):
+    """Every object a deploy makes in the gcsfront namespace, serialized (the named Secret's data left out)."""
+    from kubernetes import client
+
+    core, apps = client.CoreV1Api(kube), client.AppsV1Api(kube)
+    api = client.ApiClient()
+    return {
+        "secrets": [api.sanitize_for_serialization(s.metadata if s.metadata.name == skip_secret else s)
+                    for s in core.list_namespaced_secret("gcsfront").items],
+        "configmaps": api.sanitize_for_serialization(core.list_namespaced_config_map("gcsfront")),
+        "pods": api.sanitize_for_serialization(core.list_namespaced_pod("gcsfront")),
+        "events": api.sanitize_for_serialization(core.list_namespaced_event("gcsfront")),
+        "services": api.sanitize_for_serialization(core.list_namespaced_service("gcsfront")),
+        "service accounts": api.sanitize_for_serialization(core.list_namespaced_service_account("gcsfront")),
+        "deployments": api.sanitize_for_serialization(apps.list_namespaced_deployment("gcsfront")),
+        "replicasets": api.sanitize_for_serialization(apps.list_namespaced_replica_set("gcsfront")),
+    }
+
+
+def assert_no_key_material(objects, probes):
+    for what, found in objects.items():
+        text = re.sub(r"\s+|\\n", "", json.dumps(found))
+        assert not [p for p in probes if p in text], "key material in %s" % what
+        assert "PRIVATEKEY" not in text, what
+
+
+def test_with_key_auth_no_key_material_is_outside_the_secrets_data(deployed, kube):
+    """Key auth (the 2016 way): every object the deploy made (annotations, ConfigMaps, pod specs and env, events)
+    is free of the key, also after a deploy over a Secret that an older, client-side apply left with the key in
+    its annotation."""
     from kubernetes import client
 
     core = client.CoreV1Api(kube)
     key_text = SA_KEY_FILE.read_text()
     last_applied = "kubectl.kubernetes.io/last-applied-configuration"
+    run_playbook("deploy.yml", "-e", "gcsfront_auth=key")
     # What a client-side apply left behind: the whole manifest, Secret data included, in an annotation.
     secret = core.read_namespaced_secret("gcsfront-gcs-key", "gcsfront")
     old = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "gcsfront-gcs-key", "namespace": "gcsfront"},
            "data": secret.data}
     core.patch_namespaced_secret("gcsfront-gcs-key", "gcsfront",
                                  {"metadata": {"annotations": {last_applied: json.dumps(old)}}})
-    run_playbook("deploy.yml")
+    run_playbook("deploy.yml", "-e", "gcsfront_auth=key")
 
     secret = core.read_namespaced_secret("gcsfront-gcs-key", "gcsfront")
     assert last_applied not in (secret.metadata.annotations or {})
     assert secret.data["key.json"] and set(secret.data) == {"key.json"}
-    api = client.ApiClient()
-    objects = {
-        "the key Secret without its data": api.sanitize_for_serialization(secret.metadata),
-        "secrets": [api.sanitize_for_serialization(s) for s in core.list_namespaced_secret("gcsfront").items
-                    if s.metadata.name != "gcsfront-gcs-key"],
-        "configmaps": api.sanitize_for_serialization(core.list_namespaced_config_map("gcsfront")),
-        "pods": api.sanitize_for_serialization(core.list_namespaced_pod("gcsfront")),
-        "events": api.sanitize_for_serialization(core.list_namespaced_event("gcsfront")),
-        "services": api.sanitize_for_serialization(core.list_namespaced_service("gcsfront")),
-        "service accounts": api.sanitize_for_serialization(core.list_namespaced_service_account("gcsfront")),
-        "deployments": api.sanitize_for_serialization(client.AppsV1Api(kube).list_namespaced_deployment("gcsfront")),
-        "replicasets": api.sanitize_for_serialization(client.AppsV1Api(kube).list_namespaced_replica_set("gcsfront")),
-    }
     probes = key_probes(key_text)
     # The probes find the key where it is: in the Secret's data.
     assert sum(p in re.sub(r"\s+|\\n", "", json.dumps(secret.data)) for p in probes) >= 1
-    for what, found in objects.items():
-        text = re.sub(r"\s+|\\n", "", json.dumps(found))
-        assert not [p for p in probes if p in text], "key material in %s" % what
-        assert "PRIVATEKEY" not in text, what
+    assert_no_key_material(namespace_objects(kube, skip_secret="gcsfront-gcs-key"), probes)
+
+
+def test_back_to_workload_identity_no_key_is_left_in_the_cluster(deployed, kube):
+    """The default again (after the key test above): the keyless pods serve, then the Secret is deleted."""
+    from kubernetes import client
+
+    proc = run_playbook("deploy.yml")
+    assert final_line(proc.stdout).group(6) == "matches the bucket"
+    core = client.CoreV1Api(kube)
+    assert "gcsfront-gcs-key" not in [s.metadata.name for s in core.list_namespaced_secret("gcsfront").items]
+    for pod in core.list_namespaced_pod("gcsfront", label_selector="app.kubernetes.io/instance=gcsfront").items:
+        assert pod.spec.service_account_name == "gcsfront"
+        assert not [v for v in pod.spec.volumes if v.secret], pod.metadata.name
+    assert_no_key_material(namespace_objects(kube), key_probes(SA_KEY_FILE.read_text()))
 
 
 def _fails_with(args, needle, changed_expected=0):
@@ -165,6 +191,13 @@ def _fails_with(args, needle, changed_expected=0):
     (["-e", "frontend_name_index_interval=1"], "frontend_name_index_interval 5-3600 seconds"),
     (["-e", "frontend_nginx_miss_rate=fast"], "frontend_nginx_miss_rate and frontend_nginx_miss_burst whole"),
     (["-e", "frontend_name_index=maybe"], "frontend_name_index must be true or false"),
+    (["-e", "gcsfront_auth=token"], "frontend_auth must be key or workload_identity"),
+    (["-e", "gcsfront_metadata_host="], "workload_identity on the local substrate needs frontend_metadata_host"),
+    (["-e", "gcsfront_project_number=", "-e", "gcsfront_project_id="], "workload_identity needs frontend_project_id"),
+    # Not granted here, and not granted before: stop, naming the binding, before the workload changes.
+    (["-e", "frontend_bucket_iam_manage=false", "-e", "frontend_service_account=gcsfront-unbound"],
+     "does not grant roles/storage.objectViewer to principal://iam.googleapis.com/projects/424242424242/locations/"
+     "global/workloadIdentityPools/gcsfront-local.svc.id.goog/subject/ns/gcsfront/sa/gcsfront-unbound"),
 ])
 def test_bad_input_fails_before_any_change(deployed, extra, needle):
     _fails_with(extra, needle)
@@ -226,7 +259,9 @@ def test_gke_inventory_manifests_pass_server_side_dry_run(kube, tmp_path, invent
     run_playbook("playbooks/render.yml", "-i", "inventories/%s" % inventory, "-e", "render_dir=%s" % out)
     docs = [d for f in sorted(out.glob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d]
     kinds = sorted({d["kind"] for d in docs})
-    assert {"ConfigMap", "Secret", "Service", "Namespace"} <= set(kinds) and ({"Deployment"} & set(kinds)), kinds
+    # Keyless: a ServiceAccount for the pods, and no Secret.
+    assert {"ConfigMap", "ServiceAccount", "Service", "Namespace", "Deployment"} <= set(kinds), kinds
+    assert "Secret" not in kinds, kinds
     dyn = dynamic.DynamicClient(kube)
     for doc in docs:
         resource = dyn.resources.get(api_version=doc["apiVersion"], kind=doc["kind"])
