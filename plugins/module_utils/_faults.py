@@ -195,11 +195,13 @@ def mix_figures(rows, classes, base_url):
 # --- pods ----------------------------------------------------------------------------------------------------
 
 def pod_state(pod):
-    """The parts of a Pod dict the watch follows: name, uid, ready, restarts (all containers), terminating."""
+    """The parts of a Pod dict the watch follows: name, uid, ready, restarts (all containers, native sidecars
+    included: they are init containers that keep running), terminating."""
     meta = pod.get("metadata") or {}
     status = pod.get("status") or {}
     ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
-    restarts = sum(int(c.get("restartCount") or 0) for c in (status.get("containerStatuses") or []))
+    containers = (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or [])
+    restarts = sum(int(c.get("restartCount") or 0) for c in containers)
     return dict(name=meta.get("name"), uid=meta.get("uid") or meta.get("name"), ready=ready, restarts=restarts,
                 terminating=bool(meta.get("deletionTimestamp")))
 
