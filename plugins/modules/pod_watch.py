@@ -11,8 +11,8 @@ short_description: Watch the pods of a label selector for a while and report res
 version_added: 0.2.0
 description:
   - Lists the pods matching O(label_selectors) every O(interval) seconds for O(duration) seconds and returns what
-    changed meanwhile. Restarts are the growth of each pod's container restart counts, native sidecars included (a pod created during the
-    watch counts from 0). Flips are changes of a pod's C(Ready) condition, except a new pod becoming ready for the
+    changed meanwhile. Restarts are the growth of each pod's container restart counts, native sidecars included
+    (a pod created during the watch counts from 0). Flips are changes of a pod's C(Ready) condition, except a new pod becoming ready for the
     first time and a terminating pod becoming unready.
   - Meant to run in the background (C(async) with C(poll=0)) while something else disturbs the pods, then be
     collected with M(ansible.builtin.async_status).
