@@ -106,6 +106,14 @@ bindings:
   sample:
     - principal://iam.googleapis.com/projects/424242424242/locations/global/workloadIdentityPools/POOL/subject/ns/gcsfront/sa/gcsfront
     - serviceAccount:gcsfront@my-project.iam.gserviceaccount.com
+previous_bindings:
+  description:
+    - The sorted members of O(role) before the task. With check mode, whether a member holds the role now
+      (O(member) in it) without reporting a change.
+  returned: success
+  type: list
+  elements: str
+  sample: []
 etag:
   description: The etag of the bucket's policy after the task; the one read when nothing was written.
   returned: success
@@ -135,7 +143,8 @@ def converge(client, module):
     for _attempt in range(ATTEMPTS):
         policy = client.get_iam_policy(p["bucket"])
         new, changed = with_member(policy, p["role"], p["member"], p["state"] == "present")
-        result = dict(changed=changed, bindings=role_members(new, p["role"]), etag=policy.get("etag"))
+        result = dict(changed=changed, bindings=role_members(new, p["role"]), etag=policy.get("etag"),
+                      previous_bindings=role_members(policy, p["role"]))
         if module._diff:
             result["diff"] = dict(before=_lines(role_members(policy, p["role"])), after=_lines(result["bindings"]),
                                   before_header="%s %s" % (where, p["role"]), after_header="%s %s" % (where, p["role"]))

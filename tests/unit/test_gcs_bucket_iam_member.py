@@ -243,7 +243,7 @@ def run(fake, *flags, **args):
 def test_grant_then_grant_again(fake):
     state, r, _shown = run(fake)
     assert state == "CHANGED" and r["changed"] is True, r
-    assert r["bindings"] == [WI, SA] and r["etag"] == "CA2=", r
+    assert r["bindings"] == [WI, SA] and r["etag"] == "CA2=" and r["previous_bindings"] == [SA], r
     (get_method, get_query, _get_body), (put_method, _put_query, put) = fake.requests
     assert (get_method, get_query, put_method) == ("GET", {"optionsRequestedPolicyVersion": ["3"]}, "PUT")
     assert put["etag"] == "CA1=" and put["version"] == 3
@@ -252,12 +252,14 @@ def test_grant_then_grant_again(fake):
 
     state, r, _shown = run(fake)
     assert state == "SUCCESS" and r["changed"] is False and r["bindings"] == [WI, SA] and r["etag"] == "CA2=", r
+    assert r["previous_bindings"] == [WI, SA], r
     assert len(fake.puts()) == 1
 
 
 def test_check_mode_writes_nothing_and_diff_shows_the_roles_members(fake):
     state, r, shown = run(fake, "--check", "--diff")
     assert state == "CHANGED" and r["changed"] is True and r["bindings"] == [WI, SA] and r["etag"] == "CA1=", r
+    assert r["previous_bindings"] == [SA], r  # what a look-only run tells: the member does not hold the role
     assert fake.puts() == [] and fake.policy["bindings"] == _policy()["bindings"]
     lines = shown.splitlines()
     assert "--- before: gs://gcsfront-local roles/storage.objectViewer" in lines, shown
