@@ -20,14 +20,7 @@ author:
   - gcsfront maintainers (@gcsfront)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-    details: The module only reads, so it runs the same in check mode.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - gcsfront.gke.attributes.read_only
 options:
   url:
     description: The URL, C(http://) only.

@@ -28,14 +28,7 @@ extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - gcsfront.gke.gcs
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-    details: The module only reads, so it runs the same in check mode.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - gcsfront.gke.attributes.read_only
 options:
   name:
     description: Name of the Service.

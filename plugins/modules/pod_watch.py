@@ -25,14 +25,7 @@ requirements:
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-    details: The module only reads, so it runs the same in check mode.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - gcsfront.gke.attributes.read_only
 options:
   namespace:
     description: Namespace of the pods.

@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 import subprocess
+import uuid
 
 import pytest
 import requests
@@ -288,3 +289,117 @@ def test_teardown_removes_the_frontend_and_is_safe_twice(deployed, kube):
     with pytest.raises(requests.ConnectionError):
         requests.get("http://%s/index.html" % address, timeout=5)
     assert recap(run_playbook("playbooks/teardown.yml").stdout)["changed"] == 0
+
+
+# csi mode and the checks of the cluster before any change: none of these tests deploys (they render, dry-run and
+# stop in the preflight), so none needs the `deployed` stack.
+
+def rendered(tmp_path, mode):
+    """The local inventory's manifests in mount mode `mode`: {kind: document}."""
+    import yaml
+
+    out = tmp_path / mode
+    run_playbook("playbooks/render.yml", "-e", "render_dir=%s" % out, "-e", "gcsfront_mount_mode=%s" % mode)
+    return {d["kind"]: d for d in yaml.safe_load_all((out / "frontend-workload.yaml").read_text()) if d}
+
+
+def bare_pod(deployment, name):
+    """A Pod of the Deployment's pod template: Pod Security enforces on Pods (on workloads it only warns).
+
+    Without serviceAccountName: the ServiceAccount exists only as a dry-run here, and the ServiceAccount admission
+    would refuse the Pod for that; Pod Security does not look at it."""
+    template = deployment["spec"]["template"]
+    spec = {k: v for k, v in template["spec"].items() if k != "serviceAccountName"}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": dict(template["metadata"], name=name), "spec": spec}
+
+
+@pytest.fixture
+def restricted_namespace(kube):
+    """A fresh namespace that enforces Pod Security restricted, deleted afterwards."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube)
+    name = "t-restricted-" + uuid.uuid4().hex[:6]
+    core.create_namespace({"metadata": {"name": name, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})
+    yield name
+    core.delete_namespace(name, propagation_policy="Background")
+
+
+def test_csi_manifests_pass_pod_security_restricted_and_the_sidecar_pod_does_not(kube, tmp_path, restricted_namespace,
+                                                                                 namespace):
+    """csi mode's manifests apply (server-side dry-run) in a namespace enforcing Pod Security restricted, and its pod
+    is admitted there; the sidecar mode's pod is rejected there, though admitted in a namespace without the label."""
+    from kubernetes import client, dynamic
+    from kubernetes.client.rest import ApiException
+
+    csi = rendered(tmp_path, "csi")
+    (volume,) = [v for v in csi["Deployment"]["spec"]["template"]["spec"]["volumes"] if "csi" in v]
+    assert volume["csi"]["driver"] == "gcsfuse.csi.storage.gke.io"
+    dyn = dynamic.DynamicClient(kube)
+    for doc in csi.values():
+        doc["metadata"]["namespace"] = restricted_namespace
+        resource = dyn.resources.get(api_version=doc["apiVersion"], kind=doc["kind"])
+        resource.server_side_apply(body=doc, name=doc["metadata"]["name"], namespace=restricted_namespace,
+                                   field_manager="gcsfront-test", dry_run="All")
+    core = client.CoreV1Api(kube)
+    # The API server keeps an inline volume of a CSI driver it does not have: only the node would need the driver.
+    pod = core.create_namespaced_pod(restricted_namespace, bare_pod(csi["Deployment"], "csi-probe"), dry_run="All")
+    assert pod.spec.volumes and [v.csi.driver for v in pod.spec.volumes if v.csi] == ["gcsfuse.csi.storage.gke.io"]
+
+    sidecar = bare_pod(rendered(tmp_path, "sidecar")["Deployment"], "sidecar-probe")
+    with pytest.raises(ApiException) as refused:
+        core.create_namespaced_pod(restricted_namespace, sidecar, dry_run="All")
+    message = json.loads(refused.value.body)["message"]
+    assert refused.value.status == 403 and 'violates PodSecurity "restricted:' in message, message
+    assert "privileged" in message
+    # The same pod passes where Pod Security does not enforce: the refusal above is Pod Security's.
+    core.create_namespaced_pod(namespace, sidecar, dry_run="All")
+
+
+@pytest.fixture
+def baseline_namespace(kube, namespace):
+    """The test's fresh namespace, labelled to enforce Pod Security baseline."""
+    from kubernetes import client
+
+    client.CoreV1Api(kube).patch_namespace(namespace, {"metadata": {"labels": {
+        "pod-security.kubernetes.io/enforce": "baseline"}}})
+    return namespace
+
+
+@pytest.mark.parametrize("mode", ["sidecar", "privileged"])
+def test_a_privileged_mode_stops_in_a_namespace_enforcing_baseline(baseline_namespace, mode):
+    _fails_with(["-e", "gcsfront_namespace=%s" % baseline_namespace, "-e", "gcsfront_mount_mode=%s" % mode],
+                "namespace %s enforces Pod Security baseline (pod-security.kubernetes.io/enforce), which refuses the "
+                "privileged gcsfuse container of frontend_mount_mode %s: use frontend_mount_mode csi"
+                % (baseline_namespace, mode))
+
+
+@pytest.mark.parametrize("extra,needle", [
+    (["-e", "gcsfront_mount_mode=csi"],
+     "needs the Cloud Storage FUSE CSI driver (CSIDriver gcsfuse.csi.storage.gke.io), which the cluster of context "
+     "gcsfront-local lacks"),
+    (["-e", "gcsfront_mount_mode=csi", "-e", "gcsfront_auth=key"],
+     "the CSI driver refuses key files: use workload_identity"),
+])
+def test_csi_mode_stops_where_it_cannot_run(kube, extra, needle):
+    _fails_with(extra, needle)
+
+
+@pytest.mark.parametrize("user,needle", [
+    ({"auth-provider": {"name": "gcp", "config": {"cmd-path": "/usr/lib/google-cloud-sdk/bin/gcloud"}}},
+     "authenticates with the gcp auth-provider, which Kubernetes clients no longer have: install "
+     "gke-gcloud-auth-plugin, then run gcloud container clusters get-credentials again"),
+    # Its own name: this machine may have gke-gcloud-auth-plugin (the unit tests pin that message).
+    ({"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": "gcsfront-missing-auth-plugin"}},
+     "gets its credentials from gcsfront-missing-auth-plugin, which is not on PATH: install it"),
+])
+def test_a_kubeconfig_user_that_cannot_authenticate_fails_before_any_change(tmp_path, user, needle):
+    import yaml
+
+    config = tmp_path / "kubeconfig"
+    config.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "gcsfront-local",
+        "clusters": [{"name": "gcsfront-local", "cluster": {"server": "https://127.0.0.1:1"}}],
+        "users": [{"name": "gcsfront-local", "user": user}],
+        "contexts": [{"name": "gcsfront-local", "context": {"cluster": "gcsfront-local", "user": "gcsfront-local"}}]}))
+    _fails_with(["-e", "gcsfront_kubeconfig=%s" % config], needle)

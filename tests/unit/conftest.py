@@ -10,17 +10,22 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "collection
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
-def render_frontend(tmp_path, extra_vars):
-    """The frontend role's manifests as playbooks/render.yml writes them, with extra_vars: {kind: document}."""
+def run_render(out, extra_vars):
+    """playbooks/render.yml into the directory out, with extra_vars; the CompletedProcess."""
     import json
     import subprocess
 
-    import yaml
-
-    out = tmp_path / "render"
-    proc = subprocess.run(
+    return subprocess.run(
         [str(REPO / ".venv/bin/ansible-playbook"), "playbooks/render.yml", "-e", "render_dir=%s" % out,
          "-e", json.dumps(extra_vars)],
         cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+
+
+def render_frontend(tmp_path, extra_vars):
+    """The frontend role's manifests as playbooks/render.yml writes them, with extra_vars: {kind: document}."""
+    import yaml
+
+    out = tmp_path / "render"
+    proc = run_render(out, extra_vars)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return {d["kind"]: d for d in yaml.safe_load_all((out / "frontend-workload.yaml").read_text()) if d}

@@ -7,7 +7,8 @@ key is mounted only where gcsfuse runs.
 from __future__ import annotations
 
 import pytest
-from conftest import render_frontend
+import yaml
+from conftest import render_frontend, run_render
 
 
 def render(tmp_path, **extra_vars):
@@ -124,3 +125,148 @@ def test_a_key_keeps_gcsfuse_away_from_any_metadata_server(manifests):
     assert env(gcsfuse)["GCSFRONT_AUTH"] == "key" and env(gcsfuse)["GCE_METADATA_HOST"] == "127.0.0.1:9"
     assert env(gcsfuse)["GOOGLE_APPLICATION_CREDENTIALS"] == "/etc/gcsfront/key/key.json"
     assert "ServiceAccount" not in m and "serviceAccountName" not in pod
+
+
+# csi mode: the volume attributes of the Cloud Storage FUSE CSI driver (GoogleCloudPlatform/gcs-fuse-csi-driver
+# pkg/csi_driver/utils.go, VolumeContextKey*), and where each gcsfuse setting of the config file goes in csi mode.
+DRIVER_ATTRIBUTES = {"bucketName", "mountOptions", "fileCacheCapacity", "fileCacheForRangeRead",
+                     "metadataStatCacheCapacity", "metadataTypeCacheCapacity", "metadataCacheTTLSeconds",
+                     "gcsfuseLoggingSeverity", "skipCSIBucketAccessCheck", "disableMetrics"}
+# attribute: a typed volume attribute (quantity: a size in MiB as a quantity); option: the mount option PATH:VALUE,
+# which the driver writes into its sidecar's config file; flag: the mount option NAME=VALUE, a gcsfuse flag (uid
+# and gid must be: the driver passes --uid=0 --gid=0, which beat the config file); driver: the driver sets it.
+CSI_PINS = {
+    "implicit-dirs": ("flag", "implicit-dirs"),
+    "metadata-cache:ttl-secs": ("attribute", "metadataCacheTTLSeconds"),
+    "metadata-cache:negative-ttl-secs": ("option", None),
+    "metadata-cache:stat-cache-max-size-mb": ("quantity", "metadataStatCacheCapacity"),
+    "metadata-cache:type-cache-max-size-mb": ("quantity", "metadataTypeCacheCapacity"),
+    "file-system:uid": ("flag", "uid"),
+    "file-system:gid": ("flag", "gid"),
+    "file-system:file-mode": ("flag", "file-mode"),
+    "file-system:dir-mode": ("flag", "dir-mode"),
+    "file-system:kernel-list-cache-ttl-secs": ("option", None),
+    "gcs-connection:http-client-timeout": ("option", None),
+    "gcs-connection:custom-endpoint": ("flag", "custom-endpoint"),
+    "enable-hns": ("option", None),
+    "cache-dir": ("driver", None),
+    "file-cache:max-size-mb": ("quantity", "fileCacheCapacity"),
+    "file-cache:cache-file-for-range-read": ("attribute", "fileCacheForRangeRead"),
+    "gcs-retries:max-retry-attempts": ("option", None),
+    "gcs-retries:max-retry-sleep": ("option", None),
+    "logging:format": ("driver", None),
+    "logging:severity": ("attribute", "gcsfuseLoggingSeverity"),
+}
+
+
+def leaves(config, prefix=""):
+    """The gcsfuse config file as {path: value}, sections joined by ':' as the driver spells them."""
+    out = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            out.update(leaves(value, prefix + key + ":"))
+        else:
+            out[prefix + key] = value
+    return out
+
+
+def text(value):
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def csi_pod(m):
+    return m["Deployment"]["spec"]["template"]
+
+
+CSI = dict(WORKLOAD_IDENTITY, frontend_metadata_host="10.96.0.254:80")
+PRESETS = {
+    "defaults": {},
+    "changed": {"frontend_gcsfuse_file_cache_max_size_mb": 0, "frontend_gcsfuse_implicit_dirs": False,
+                "frontend_gcsfuse_stat_cache_max_size_mb": -1, "frontend_gcsfuse_metadata_ttl_secs": 7,
+                "frontend_gcsfuse_log_severity": "warning", "frontend_gcsfuse_max_retry_sleep": "5s",
+                "gcsfront_gcs_endpoint_cluster": ""},
+}
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_csi_mode_passes_every_setting_of_the_gcsfuse_config_to_the_driver(tmp_path, preset):
+    extra = dict(CSI, **PRESETS[preset])
+    config = yaml.safe_load(render(tmp_path / "sidecar", frontend_mount_mode="sidecar", **extra)[
+        "ConfigMap"]["data"]["gcsfuse.yaml"])
+    m = render(tmp_path / "csi", frontend_mount_mode="csi", **extra)
+    (volume,) = [v for v in csi_pod(m)["spec"]["volumes"] if "csi" in v]
+    attributes = dict(volume["csi"]["volumeAttributes"])
+    options = attributes.pop("mountOptions").split(",")
+    assert attributes.pop("bucketName") == "gcsfront-local"
+    assert "gcsfuse.yaml" not in m["ConfigMap"]["data"]
+
+    flat = leaves(config)
+    # A setting added to the config file without a pin here (and a csi mapping in vars/main.yml) fails.
+    assert set(flat) <= set(CSI_PINS), sorted(set(flat) - set(CSI_PINS))
+    expected_attributes, expected_options = {}, []
+    for path, value in flat.items():
+        kind, name = CSI_PINS[path]
+        if kind == "attribute":
+            expected_attributes[name] = text(value)
+        elif kind == "quantity":
+            expected_attributes[name] = "-1" if value < 0 else "%dMi" % value
+        elif kind == "flag":
+            expected_options.append("%s=%s" % (name, text(value)))
+        elif kind == "option":
+            expected_options.append("%s:%s" % (path, text(value)))
+    assert attributes == expected_attributes
+    assert sorted(options) == sorted(expected_options)
+    assert set(attributes) <= DRIVER_ATTRIBUTES
+    if preset == "defaults":
+        # Every pin is exercised (the local inventory sets the emulator's endpoint): none is stale.
+        assert set(flat) == set(CSI_PINS)
+        assert attributes["fileCacheCapacity"] == "1024Mi" and attributes["metadataCacheTTLSeconds"] == "60"
+        assert {"uid=33", "gid=33", "file-mode=0444", "dir-mode=0555", "implicit-dirs=true"} <= set(options)
+    else:
+        assert "fileCacheCapacity" not in attributes and attributes["metadataStatCacheCapacity"] == "-1"
+        assert not [o for o in options if "endpoint" in o or "hns" in o]
+
+
+def test_a_gcsfuse_setting_without_a_csi_mapping_fails_the_render(tmp_path):
+    settings = [{"path": "read:enable-buffered-read", "value": True}]
+    proc = run_render(tmp_path, dict(CSI, frontend_mount_mode="csi", _frontend_gcsfuse_settings=settings))
+    assert proc.returncode != 0
+    assert "the gcsfuse setting read:enable-buffered-read has no csi mapping" in proc.stdout + proc.stderr
+
+
+def test_csi_mode_has_no_privileged_container_and_serves_the_drivers_mount(tmp_path):
+    m = render(tmp_path, frontend_mount_mode="csi", frontend_csi_sidecar_resources={"cpu-limit": "1", "memory-limit":
+                                                                                     "1Gi"}, **CSI)
+    template = csi_pod(m)
+    pod = template["spec"]
+    assert "initContainers" not in pod
+    (nginx,) = pod["containers"]
+    assert nginx["name"] == "nginx" and env(nginx)["GCSFRONT_MODE"] == "serve"
+    assert env(nginx)["GCSFRONT_NAME_INDEX_DIR"] == "/var/cache/gcsfront-index"
+    assert nginx["securityContext"] == {
+        "runAsNonRoot": True, "runAsUser": 33, "runAsGroup": 33, "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
+    assert pod["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    # The driver's mount, read-only, where the entrypoint's watcher and the mount-serving nginx expect it.
+    (mount,) = [v for v in nginx["volumeMounts"] if v["mountPath"] == "/mnt/gcs"]
+    assert mount == {"name": "mnt", "mountPath": "/mnt/gcs", "readOnly": True}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["mnt"]["csi"]["driver"] == "gcsfuse.csi.storage.gke.io" and volumes["mnt"]["csi"]["readOnly"]
+    # gcsfuse's file cache: the volume the driver's sidecar takes by name, bounded like the other modes' one.
+    assert volumes["gke-gcsfuse-cache"] == {"name": "gke-gcsfuse-cache", "emptyDir": {"sizeLimit": "1088Mi"}}
+    assert not [v for v in volumes.values() if "hostPath" in v or "secret" in v]
+    # Workload Identity: the driver mounts as the pod's ServiceAccount.
+    assert pod["serviceAccountName"] == "gcsfront" and m["ServiceAccount"]["metadata"]["name"] == "gcsfront"
+    annotations = template["metadata"]["annotations"]
+    assert annotations["gke-gcsfuse/volumes"] == "true"
+    assert annotations["gke-gcsfuse/cpu-limit"] == "1" and annotations["gke-gcsfuse/memory-limit"] == "1Gi"
+    assert "gke-gcsfuse/ephemeral-storage-limit" not in annotations
+
+
+@pytest.mark.parametrize("extra,needle", [
+    ({"frontend_auth": "key"}, "the CSI driver refuses key files: use workload_identity"),
+    ({"frontend_csi_sidecar_resources": {"cpu": "1"}}, "frontend_csi_sidecar_resources takes cpu-limit"),
+])
+def test_csi_mode_stops_before_rendering_on_bad_input(tmp_path, extra, needle):
+    proc = run_render(tmp_path, dict(CSI, frontend_mount_mode="csi", **extra))
+    assert proc.returncode != 0 and needle in proc.stdout + proc.stderr
