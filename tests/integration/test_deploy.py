@@ -257,7 +257,9 @@ def test_gke_inventory_manifests_pass_server_side_dry_run(kube, tmp_path, invent
     from kubernetes import dynamic
 
     out = tmp_path / inventory
-    run_playbook("playbooks/render.yml", "-i", "inventories/%s" % inventory, "-e", "render_dir=%s" % out)
+    # The project's number comes from the environment (GCSFRONT_PROJECT_NUMBER), as for a user of the inventory.
+    run_playbook("playbooks/render.yml", "-i", "inventories/%s" % inventory, "-e", "render_dir=%s" % out,
+                 "-e", "gcsfront_project_number=123456789012")
     docs = [d for f in sorted(out.glob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d]
     kinds = sorted({d["kind"] for d in docs})
     # Keyless: a ServiceAccount for the pods, and no Secret.
