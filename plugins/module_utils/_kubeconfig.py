@@ -21,10 +21,11 @@ class KubeconfigError(Exception):
 
 
 def files(path, environ):
-    """The kubeconfig files kubectl reads: path if given, else $KUBECONFIG's list, else ~/.kube/config."""
+    """The kubeconfig files kubectl reads: path if given, else $KUBECONFIG's list, else ~/.kube/config (each with
+    ~ expanded)."""
     if path:
-        return [path]
-    listed = [p for p in environ.get("KUBECONFIG", "").split(os.pathsep) if p]
+        return [os.path.expanduser(path)]
+    listed = [os.path.expanduser(p) for p in environ.get("KUBECONFIG", "").split(os.pathsep) if p]
     return listed or [os.path.expanduser("~/.kube/config")]
 
 

@@ -122,7 +122,6 @@ def main():
         module.fail_json(msg=missing_required_lib("PyYAML"))
     loaded = []
     for path in files(module.params["path"], os.environ):
-        path = os.path.expanduser(path)
         if not os.path.exists(path):
             continue
         try:

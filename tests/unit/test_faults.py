@@ -127,8 +127,8 @@ def test_pod_state():
     assert _pod("a", restarts=2) == dict(name="a", uid="uid-a", ready=True, restarts=2, terminating=False)
     assert pod_state({}) == dict(name=None, uid=None, ready=False, restarts=0, terminating=False)
     # A native sidecar (gcsfuse in sidecar mode) is an init container: its restarts count too.
-    sidecar = {"metadata": {"name": "s"}, "status": {"initContainerStatuses": [{"restartCount": 3}],
-                                                      "containerStatuses": [{"restartCount": 1}]}}
+    sidecar = {"metadata": {"name": "s"},
+               "status": {"initContainerStatuses": [{"restartCount": 3}], "containerStatuses": [{"restartCount": 1}]}}
     assert pod_state(sidecar)["restarts"] == 4
 
 

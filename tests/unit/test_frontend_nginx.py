@@ -108,8 +108,9 @@ def confs(tmp_path_factory):
             for module in ("ngx_http_js_module.so", "ngx_http_lua_module.so")):
         pytest.fail("nginx or its njs or Lua module is missing: scripts/setup installs nginx-light, "
                     "libnginx-mod-http-js and libnginx-mod-http-lua")
-    return render(tmp_path_factory.mktemp("frontend"), {"frontend_cache_valid": "%ds" % CACHE_VALID,
-                                                           "frontend_cache_not_found_valid": "%ds" % CACHE_VALID})
+    valid = "%ds" % CACHE_VALID
+    return render(tmp_path_factory.mktemp("frontend"),
+                  {"frontend_cache_valid": valid, "frontend_cache_not_found_valid": valid})
 
 
 @pytest.fixture
@@ -286,7 +287,6 @@ def test_no_404_for_an_object_while_the_mount_is_away(pod):
     finally:
         pod.mnt.chmod(0o755)
     assert pod.get("/not-cached.txt").content == b"exists"
-
 
 
 def cache_file_inode(pod, key):

@@ -235,8 +235,8 @@ def test_a_gcsfuse_setting_without_a_csi_mapping_fails_the_render(tmp_path):
 
 
 def test_csi_mode_has_no_privileged_container_and_serves_the_drivers_mount(tmp_path):
-    m = render(tmp_path, frontend_mount_mode="csi", frontend_csi_sidecar_resources={"cpu-limit": "1", "memory-limit":
-                                                                                     "1Gi"}, **CSI)
+    m = render(tmp_path, frontend_mount_mode="csi",
+               frontend_csi_sidecar_resources={"cpu-limit": "1", "memory-limit": "1Gi"}, **CSI)
     template = csi_pod(m)
     pod = template["spec"]
     assert "initContainers" not in pod

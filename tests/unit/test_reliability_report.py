@@ -51,8 +51,9 @@ def test_a_killed_process_may_cost_at_most_a_tenth_of_a_percent_of_answers():
     assert judged(bad)["few_errors"][1] is False
 
 
-@pytest.mark.parametrize("check, p99, met", [("warm_p99", 19.9, True), ("warm_p99", 20.1, False),
-                                              ("warm_p99_slow", 14.9, True), ("warm_p99_slow", 15.1, False)])
+@pytest.mark.parametrize("check, p99, met", [
+    ("warm_p99", 19.9, True), ("warm_p99", 20.1, False), ("warm_p99_slow", 14.9, True), ("warm_p99_slow", 15.1, False),
+])
 def test_warm_p99_is_judged_against_the_baseline_of_the_same_run(check, p99, met):
     assert judged(row("gcs-slow-10x", [check], warm=figures(1000, 1000, p99=p99)))[check][1] is met
 
