@@ -295,6 +295,18 @@ def cache_file_inode(pod, key):
     return os.stat(pod.root / "var/cache/gcsfront/objects" / name[-1] / name[-3:-1] / name).st_ino
 
 
+def after_the_refresh(pod, path, seen, failure):
+    """Let the entry's period pass, start its refresh with one request, then wait (5 s at most) until seen(answer).
+    Returns the answer that started the refresh."""
+    time.sleep(EXPIRED)
+    first = pod.get(path)
+    deadline = time.monotonic() + 5
+    while not seen(pod.get(path)):
+        assert time.monotonic() < deadline, failure
+        time.sleep(0.1)
+    return first
+
+
 def test_an_entry_is_refreshed_once_its_period_is_over_and_fetched_again_only_when_changed(pod):
     assert pod.get("/file1.txt").headers["X-Cache-Status"] == "MISS"
     inode = cache_file_inode(pod, "/file1.txt")
@@ -304,30 +316,18 @@ def test_an_entry_is_refreshed_once_its_period_is_over_and_fetched_again_only_wh
     assert cache_file_inode(pod, "/file1.txt") == inode, "an unchanged object was fetched again"
 
     pod.put("file1.txt", b"a new version")
-    time.sleep(EXPIRED)
-    old = pod.get("/file1.txt")  # served as held; starts the check, which finds the change
+    old = after_the_refresh(pod, "/file1.txt", lambda r: r.content == b"a new version",
+                            "the changed object was never fetched again")
+    # The request that started the check was served as the cache held it.
     assert (old.status_code, old.content) == (200, b"0123456789")
-    deadline = time.monotonic() + 5
-    while pod.get("/file1.txt").content != b"a new version":
-        assert time.monotonic() < deadline, "the changed object was never fetched again"
-        time.sleep(0.1)
     assert cache_file_inode(pod, "/file1.txt") != inode
 
     (pod.mnt / "file1.txt").unlink()
-    time.sleep(EXPIRED)
-    pod.get("/file1.txt")
-    deadline = time.monotonic() + 5
-    while pod.get("/file1.txt").status_code != 404:
-        assert time.monotonic() < deadline, "a deleted object kept being served"
-        time.sleep(0.1)
+    after_the_refresh(pod, "/file1.txt", lambda r: r.status_code == 404, "a deleted object kept being served")
 
 
 def test_a_404_entry_gives_way_to_a_new_object(pod):
     assert pod.get("/later.txt").status_code == 404
     pod.put("later.txt", b"here now")
-    time.sleep(EXPIRED)
-    pod.get("/later.txt")
-    deadline = time.monotonic() + 5
-    while pod.get("/later.txt").status_code != 200:
-        assert time.monotonic() < deadline, "the new object stayed hidden behind its cached 404"
-        time.sleep(0.1)
+    after_the_refresh(pod, "/later.txt", lambda r: r.status_code == 200,
+                      "the new object stayed hidden behind its cached 404")
