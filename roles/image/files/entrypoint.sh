@@ -243,6 +243,9 @@ if [ "$mode" != mount ]; then
     supervise_indexer &
     indexer_sup=$!
   fi
+  # An nginx killed outright (SIGKILL, the OOM killer) leaves its unix sockets behind in this directory, which
+  # outlives the container: its successor's bind() would fail on them and the pod crash-loop for good.
+  find "$state" -maxdepth 1 -type s -delete
   nginx -c "$nginx_mount_conf" -g 'daemon off;' &
   mount_nginx_pid=$!
   nginx -c "$nginx_conf" -g 'daemon off;' &
