@@ -270,3 +270,17 @@ def test_csi_mode_has_no_privileged_container_and_serves_the_drivers_mount(tmp_p
 def test_csi_mode_stops_before_rendering_on_bad_input(tmp_path, extra, needle):
     proc = run_render(tmp_path, dict(CSI, frontend_mount_mode="csi", **extra))
     assert proc.returncode != 0 and needle in proc.stdout + proc.stderr
+
+
+def test_a_replicaset_is_never_adopted_by_a_deployment_of_the_same_name(tmp_path):
+    """A switch of frontend_kind applies the new workload before the old one goes. The Deployment controller adopts
+    any ReplicaSet without an owner whose own labels match its selector (then scales it down, and its deletion
+    takes the ReplicaSet along), so the standalone ReplicaSet's labels must not match; its pods' still do, so the
+    Service keeps selecting them."""
+    deployment = render(tmp_path / "deployment", frontend_kind="Deployment")["Deployment"]
+    replicaset = render(tmp_path / "replicaset", frontend_kind="ReplicaSet")["ReplicaSet"]
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert selector == replicaset["spec"]["selector"]["matchLabels"]
+    assert not selector.items() <= replicaset["metadata"]["labels"].items()
+    assert selector.items() <= replicaset["spec"]["template"]["metadata"]["labels"].items()
+    assert selector.items() <= deployment["metadata"]["labels"].items()
