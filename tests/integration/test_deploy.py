@@ -6,11 +6,12 @@ import hashlib
 import json
 import re
 import subprocess
+import time
 import uuid
 
 import pytest
 import requests
-from conftest import REPO, SA_KEY_FILE, recap, run_playbook
+from conftest import REPO, SA_KEY_FILE, pod_exec, recap, run_playbook, wait_for
 
 SEED = REPO / "playbooks/files/seed"
 FINAL_LINE = re.compile(r"gcsfront: gs://(\S+) is served at (http://\S+/) \((\S+): (\d+) bytes, sha256 (\w+)\.\.\. "
@@ -59,6 +60,32 @@ def test_check_diff_on_a_deployed_stack_changes_nothing(deployed, kube):
     proc = run_playbook("deploy.yml", "--check", "--diff")
     assert recap(proc.stdout)["changed"] == 0, proc.stdout[-4000:]
     assert apps.read_namespaced_deployment("gcsfront", "gcsfront").metadata.resource_version == before
+
+
+def test_an_nginx_killed_outright_restarts_once_and_serves_again(deployed, kube):
+    """SIGKILL (the OOM killer) leaves nginx's unix sockets in the state directory, which outlives the container:
+    the restarted container serves again instead of crash-looping on bind()."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube)
+    pod = sorted(p.metadata.name for p in core.list_namespaced_pod(
+        "gcsfront", label_selector="app.kubernetes.io/name=gcsfront").items)[0]
+
+    def nginx_status():
+        status = core.read_namespaced_pod(pod, "gcsfront").status
+        return next(c for c in status.container_statuses if c.name == "nginx")
+
+    before = nginx_status().restart_count
+    pod_exec(kube, "gcsfront", pod, ["sh", "-c", "kill -9 $(cat /tmp/gcsfront/nginx.pid /tmp/gcsfront/nginx-mount.pid)"],
+             container="nginx")
+    wait_for(lambda: nginx_status().restart_count == before + 1 and nginx_status().ready, 90,
+             what="the nginx container to restart and be ready")
+    time.sleep(15)  # a crash loop would have restarted it again by now
+    assert nginx_status().restart_count == before + 1 and nginx_status().ready
+    answer = pod_exec(kube, "gcsfront", pod, ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/8080; "
+                                              "printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' >&3; head -1 <&3"],
+                      container="nginx")
+    assert answer.split()[1] == "200", answer
 
 
 def private_fragments(pem):

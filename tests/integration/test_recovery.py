@@ -1,5 +1,6 @@
 """After every process of the substrate is SIGKILLed (a machine right after a session ends), bringing it up
-again finds it healthy: earlier Deployments run again and the bucket still holds its objects."""
+again finds it healthy: earlier Deployments run again, the frontend's pods (whose FUSE mounts died with the node)
+serve again, and the bucket still holds its objects."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import time
 import uuid
 
 import requests
-from conftest import (GCS_ENDPOINT, apply, echo_workload, ensure_bucket, lb_address, ready_pods, recap, run_playbook,
-                      upload, wait_for)
+from conftest import (GCS_ENDPOINT, REPO, apply, echo_workload, ensure_bucket, lb_address, ready_pods, recap,
+                      run_playbook, upload, wait_for)
 from substrate_state import footprint, processes
 
 
@@ -27,6 +28,7 @@ def test_bring_up_after_sigkill_of_every_process(kube, echo_image, gcs_session):
     ensure_bucket(gcs_session, bucket)
     payload = os.urandom(4096)
     upload(gcs_session, bucket, "kept.bin", payload)
+    run_playbook("deploy.yml")  # the frontend in its default layout: gcsfuse sidecars mounting into emptyDirs
 
     victims = processes()
     assert len(victims) > 10, victims
@@ -50,6 +52,16 @@ def test_bring_up_after_sigkill_of_every_process(kube, echo_image, gcs_session):
     body = wait_for(lambda: requests.get("http://%s/" % address, timeout=3).json(), 60,
                     what="the echo Service to answer after the crash")
     assert body["nonce"] == nonce and body["pod"] in [p.metadata.name for p in pods]
+
+    frontend_pods = "app.kubernetes.io/name=gcsfront"
+    replicas = len(client.CoreV1Api(api).list_namespaced_pod("gcsfront", label_selector=frontend_pods).items)
+    assert replicas > 0
+    wait_for(lambda: len(ready_pods(api, "gcsfront", frontend_pods)) == replicas, 180,
+             what="the frontend's pods after the crash")
+    frontend = lb_address(api, "gcsfront", "gcsfront")
+    index = wait_for(lambda: requests.get("http://%s/index.html" % frontend, timeout=3), 60,
+                     what="the frontend to answer after the crash")
+    assert index.status_code == 200 and index.content == (REPO / "playbooks/files/seed/index.html").read_bytes()
 
     # gcs_session's cached token was minted before the crash: stateless tokens outlive the gateway.
     r = gcs_session.get(GCS_ENDPOINT + "/storage/v1/b/%s/o/kept.bin" % bucket, params={"alt": "media"}, timeout=10)
