@@ -37,6 +37,11 @@ def deployed():
     return proc
 
 
+def redeploy(*args, **kwargs):
+    """deploy.yml again, onto the substrate the `deployed` fixture's full run checked (`--skip-tags local_cluster`)."""
+    return run_playbook("deploy.yml", "--skip-tags", "local_cluster", *args, **kwargs)
+
+
 def test_deploy_serves_the_bucket_and_reports_the_url(deployed):
     m = final_line(deployed.stdout)
     assert m.group(6) == "matches the bucket"
@@ -57,7 +62,7 @@ def test_check_diff_on_a_deployed_stack_changes_nothing(deployed, kube):
 
     apps = client.AppsV1Api(kube)
     before = apps.read_namespaced_deployment("gcsfront", "gcsfront").metadata.resource_version
-    proc = run_playbook("deploy.yml", "--check", "--diff")
+    proc = redeploy("--check", "--diff")
     assert recap(proc.stdout)["changed"] == 0, proc.stdout[-4000:]
     assert apps.read_namespaced_deployment("gcsfront", "gcsfront").metadata.resource_version == before
 
@@ -110,7 +115,7 @@ def private_fragments(pem):
 
 def test_verbose_deploy_never_prints_the_private_key(deployed):
     key = json.loads(SA_KEY_FILE.read_text())
-    proc = run_playbook("deploy.yml", "-vvv")
+    proc = redeploy("-vvv")
     # PEM and JSON output fold the key over lines ("\n" escaped or real): search with every break removed.
     out = re.sub(r"\s+|\\n", "", proc.stdout)
     probes = private_fragments(key["private_key"])
@@ -171,14 +176,14 @@ def test_with_key_auth_no_key_material_is_outside_the_secrets_data(deployed, kub
     core = client.CoreV1Api(kube)
     key_text = SA_KEY_FILE.read_text()
     last_applied = "kubectl.kubernetes.io/last-applied-configuration"
-    run_playbook("deploy.yml", "-e", "gcsfront_auth=key")
+    redeploy("-e", "gcsfront_auth=key")
     # What a client-side apply left behind: the whole manifest, Secret data included, in an annotation.
     secret = core.read_namespaced_secret("gcsfront-gcs-key", "gcsfront")
     old = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "gcsfront-gcs-key", "namespace": "gcsfront"},
            "data": secret.data}
     core.patch_namespaced_secret("gcsfront-gcs-key", "gcsfront",
                                  {"metadata": {"annotations": {last_applied: json.dumps(old)}}})
-    run_playbook("deploy.yml", "-e", "gcsfront_auth=key")
+    redeploy("-e", "gcsfront_auth=key")
 
     secret = core.read_namespaced_secret("gcsfront-gcs-key", "gcsfront")
     assert last_applied not in (secret.metadata.annotations or {})
@@ -193,7 +198,7 @@ def test_back_to_workload_identity_no_key_is_left_in_the_cluster(deployed, kube)
     """The default again (after the key test above): the keyless pods serve, then the Secret is deleted."""
     from kubernetes import client
 
-    proc = run_playbook("deploy.yml")
+    proc = redeploy()
     assert final_line(proc.stdout).group(6) == "matches the bucket"
     core = client.CoreV1Api(kube)
     assert "gcsfront-gcs-key" not in [s.metadata.name for s in core.list_namespaced_secret("gcsfront").items]
