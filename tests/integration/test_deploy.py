@@ -209,7 +209,7 @@ def test_back_to_workload_identity_no_key_is_left_in_the_cluster(deployed, kube)
 
 
 def _fails_with(args, needle, changed_expected=0):
-    proc = run_playbook("deploy.yml", *args, check=False)
+    proc = redeploy(*args, check=False)
     assert proc.returncode != 0, proc.stdout[-3000:]
     errors = error_lines(proc.stdout)
     assert any(needle in ln for ln in errors), "%r not in the error lines:\n%s" % (needle, "\n".join(errors))
