@@ -55,6 +55,11 @@ def run_playbook(*args, timeout=1200, check=True):
     return proc
 
 
+def redeploy(*args, **kwargs):
+    """deploy.yml onto a substrate known to be up, leaving it unchecked (`--skip-tags local_cluster`)."""
+    return run_playbook("deploy.yml", "--skip-tags", "local_cluster", *args, **kwargs)
+
+
 def recap(output):
     """Parse the PLAY RECAP line of localhost into a dict of counters."""
     for line in output.splitlines():

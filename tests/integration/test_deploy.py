@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 import requests
-from conftest import REPO, SA_KEY_FILE, pod_exec, recap, run_playbook, wait_for
+from conftest import REPO, SA_KEY_FILE, pod_exec, recap, redeploy, run_playbook, wait_for
 
 SEED = REPO / "playbooks/files/seed"
 FINAL_LINE = re.compile(r"gcsfront: gs://(\S+) is served at (http://\S+/) \((\S+): (\d+) bytes, sha256 (\w+)\.\.\. "
@@ -35,11 +35,6 @@ def deployed():
     """The first deploy on the local default (after the substrate is up), as a user runs it."""
     proc = run_playbook("deploy.yml", timeout=1800)
     return proc
-
-
-def redeploy(*args, **kwargs):
-    """deploy.yml again, onto the substrate the `deployed` fixture's full run checked (`--skip-tags local_cluster`)."""
-    return run_playbook("deploy.yml", "--skip-tags", "local_cluster", *args, **kwargs)
 
 
 def test_deploy_serves_the_bucket_and_reports_the_url(deployed):

@@ -12,7 +12,7 @@ import uuid
 
 import requests
 from conftest import (GCS_ENDPOINT, REPO, apply, echo_workload, ensure_bucket, lb_address, ready_pods, recap,
-                      run_playbook, upload, wait_for)
+                      redeploy, run_playbook, upload, wait_for)
 from substrate_state import footprint, processes
 
 
@@ -29,7 +29,7 @@ def test_bring_up_after_sigkill_of_every_process(kube, echo_image, gcs_session):
     payload = os.urandom(4096)
     upload(gcs_session, bucket, "kept.bin", payload)
     # The frontend in its default layout (gcsfuse sidecars mounting into emptyDirs), onto the substrate as it is.
-    run_playbook("deploy.yml", "--skip-tags", "local_cluster")
+    redeploy()
 
     victims = processes()
     assert len(victims) > 10, victims
