@@ -8,7 +8,9 @@ from __future__ import annotations
 import ipaddress
 import re
 
-_CONNECT = re.compile(r"connect\(\d+, \{sa_family=(?P<family>AF_\w+)(?P<rest>.*?)\}, \d+\)")
+# A connect that another thread interrupts in strace's output ends in " <unfinished ...>" instead of ")": it
+# still names its address, and it is the one most likely to be missed (gcsfuse's token fetch runs in parallel).
+_CONNECT = re.compile(r"connect\(\d+, \{sa_family=(?P<family>AF_\w+)(?P<rest>.*?)\}, \d+(?:\)| <unfinished \.\.\.>)")
 _IPV4 = re.compile(r'sin_port=htons\((?P<port>\d+)\), sin_addr=inet_addr\("(?P<addr>[^"]+)"\)')
 _IPV6 = re.compile(r'sin6_port=htons\((?P<port>\d+)\).*?inet_pton\(AF_INET6, "(?P<addr>[^"]+)"')
 

@@ -26,6 +26,13 @@ def test_connects_reads_every_family():
                                      ("AF_INET6", "::1", 80), ("AF_UNSPEC", None, None)]
 
 
+def test_a_connect_interrupted_by_another_thread_still_counts():
+    interrupted = ('815 connect(12, {sa_family=AF_INET, sin_port=htons(80), sin_addr=inet_addr("10.96.0.254")}, 16 '
+                   '<unfinished ...>\n816 connect(13, {sa_family=AF_INET, sin_port=htons(53), '
+                   'sin_addr=inet_addr("10.96.0.10")}, 16) = 0\n815 <... connect resumed>) = -1 EINPROGRESS\n')
+    assert list(connects(interrupted)) == [("AF_INET", "10.96.0.254", 80), ("AF_INET", "10.96.0.10", 53)]
+
+
 def test_loopback_only_trace_is_clean():
     assert non_loopback(TRACE) == []
 
