@@ -210,8 +210,8 @@ def frontend_image(docker_client):
     """The project's nginx + gcsfuse image (roles/image/files), built by dockerd and pushed to the registry."""
     context = REPO / "roles/image/files"
     digest = hashlib.sha256()
-    for path in sorted(context.iterdir()):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for path in sorted(p for p in context.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(context)).encode() + b"\0" + path.read_bytes())
     digest.update(("%(image_gcsfuse_version)s %(image_go_version)s" % IMAGE_DEFAULTS).encode())
     return build_and_push(docker_client, context, "gcsfront-test/nginx-gcsfuse", digest.hexdigest()[:12],
                           buildargs={"GCSFUSE_VERSION": str(IMAGE_DEFAULTS["image_gcsfuse_version"]),

@@ -20,7 +20,7 @@ GCS_CASES = ("gcs-refusing", "gcs-black-hole", "gcs-503-half", "gcs-slow-10x")
 # Cases 1-4 and 7 of the issue: a GCS incident must not restart a pod, nor must a pod starting while GCS is down.
 NO_RESTART_CASES = GCS_CASES + ("emulator-restart", "pod-start-gcs-down")
 ALL_CASES = ("baseline",) + GCS_CASES + ("emulator-restart", "gcsfuse-killed", "pod-deleted", "rolling-update",
-                                         "pod-start-gcs-down", "name-index-killed", "gcsfuse-killed-sidecar")
+                                         "pod-start-gcs-down", "catalog-killed", "gcsfuse-killed-sidecar")
 
 
 @pytest.fixture(scope="module")

@@ -27,14 +27,14 @@ from conftest import render_frontend
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 # The absolute paths the configurations use in the pod (roles/frontend/vars/main.yml), moved under a test root.
-POD_PATHS = ["/tmp/gcsfront", "/var/cache/gcsfront-index", "/var/cache/gcsfront", "/mnt/gcs", "/usr/share/gcsfront"]
+POD_PATHS = ["/tmp/gcsfront", "/var/cache/gcsfront-catalog", "/var/cache/gcsfront", "/mnt/gcs", "/usr/share/gcsfront"]
 # The image's njs handler and Lua module, from this checkout, where the Dockerfile puts them.
 IMAGE_FILES = {"gcsfront-mount.js": "usr/share/gcsfront/mount.js",
-               "gcsfront-refresh.lua": "usr/share/gcsfront/lua/gcsfront/refresh.lua"}
+               "gcsfront-refresh.lua": "usr/share/gcsfront/lua/gcsfront/refresh.lua",
+               "gcsfront-catalog.lua": "usr/share/gcsfront/lua/gcsfront/catalog.lua"}
 CACHE_VALID = 1  # seconds: short, so the tests see entries expire
 # nginx keeps an entry's validity in whole seconds from its cached clock: an entry is surely expired after this.
 EXPIRED = CACHE_VALID + 1.5
-INDEX_CHECK_VALID = 1  # seconds: frontend_name_index_check_valid's default
 
 
 def render(tmp, extra_vars):
@@ -54,9 +54,9 @@ class Pod:
         self.root = root
         self.port = free_port()
         self.mnt = root / "mnt/gcs"
-        self.index = root / "var/cache/gcsfront-index"
+        self.catalog = root / "var/cache/gcsfront-catalog"
         self.state = root / "tmp/gcsfront"
-        for d in (self.mnt, self.index / "names", self.state, root / "var/cache/gcsfront"):
+        for d in (self.mnt, self.catalog, self.state, root / "var/cache/gcsfront"):
             d.mkdir(parents=True, exist_ok=True)
         for source, target in IMAGE_FILES.items():
             (root / target).parent.mkdir(parents=True, exist_ok=True)
@@ -91,12 +91,8 @@ class Pod:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
 
-    def index_names(self, *names):
-        for name in names:
-            target = self.index / "names" / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.touch()
-        (self.index / "ready").touch()
+    def catalog_status(self):
+        return self.get("/healthz/catalog").json()
 
 
 @pytest.fixture(scope="module")
@@ -219,21 +215,6 @@ def test_a_directory_redirect_keeps_the_clients_host_and_port(pod):
     r = pod.get("/docs")
     assert r.status_code == 301 and r.headers["Location"] == "/docs/"
     assert pod.get("/docs/").content == b"<p>docs</p>"
-
-
-def test_names_outside_a_trusted_index_are_answered_404_without_the_mount(pod):
-    pod.put("hidden.txt", b"in the mount, not in the index")
-    pod.index_names("file1.txt", "docs/index.html")
-    (pod.index / "names/docs").mkdir(exist_ok=True)
-    assert pod.get("/hidden.txt").status_code == 404
-    assert pod.get("/file1.txt").status_code == 200
-    # Not trusted (no ready file): the mount answers every name, once nginx reads the index again
-    # (frontend_name_index_check_valid, 1 s).
-    (pod.index / "ready").unlink()
-    t0 = time.monotonic()
-    while pod.get("/hidden.txt").status_code != 200:
-        assert time.monotonic() - t0 < INDEX_CHECK_VALID + 1, "the untrusted index kept answering 404"
-        time.sleep(0.1)
 
 
 def test_only_get_and_head_and_no_dotfiles(pod):

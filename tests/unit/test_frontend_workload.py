@@ -73,6 +73,30 @@ def test_the_key_is_mounted_only_where_gcsfuse_runs(manifests):
         assert nginx["securityContext"]["capabilities"] == {"drop": ["ALL"]}
 
 
+def test_the_catalog_is_listed_where_the_key_is_and_read_by_nginx(manifests):
+    mode, m = manifests
+    pod = m["Deployment"]["spec"]["template"]["spec"]
+    containers = {c["name"]: c for c in pod.get("initContainers", []) + pod["containers"]}
+    lister = containers["frontend" if mode == "privileged" else "gcsfuse"]
+    assert env(lister)["GCSFRONT_CATALOG_DIR"] == "/var/cache/gcsfront-catalog"
+    assert env(lister)["GCSFRONT_GCS_ENDPOINT"] and env(lister)["GCSFRONT_WEBSITE_MAIN_PAGE_SUFFIX"] == "index.html"
+    catalog_mounts = {name: next((v for v in c["volumeMounts"] if v["name"] == "catalog"), None)
+                      for name, c in containers.items()}
+    assert all(v and v["mountPath"] == "/var/cache/gcsfront-catalog" for v in catalog_mounts.values()), catalog_mounts
+    if mode == "sidecar":
+        # nginx reads the catalog and lists nothing itself: it holds no credentials.
+        assert catalog_mounts["nginx"]["readOnly"] and "GCSFRONT_CATALOG_DIR" not in env(containers["nginx"])
+    assert next(v for v in pod["volumes"] if v["name"] == "catalog")["emptyDir"]
+
+
+def test_without_the_catalog_nothing_lists_the_bucket(tmp_path):
+    m = render(tmp_path, frontend_catalog=False)
+    pod = m["Deployment"]["spec"]["template"]["spec"]
+    assert not [c for c in pod["containers"] if "GCSFRONT_CATALOG_DIR" in env(c)]
+    assert "catalog" not in [v["name"] for v in pod["volumes"]]
+    assert "gcsfront.catalog" not in m["ConfigMap"]["data"]["nginx.conf"]
+
+
 def test_a_rotated_key_rolls_the_pods_and_its_checksum_reveals_nothing(tmp_path):
     first = render(tmp_path / "a", credentials_key_checksum="a" * 64, frontend_auth="key")
     second = render(tmp_path / "b", credentials_key_checksum="b" * 64, frontend_auth="key")
@@ -242,7 +266,9 @@ def test_csi_mode_has_no_privileged_container_and_serves_the_drivers_mount(tmp_p
     assert "initContainers" not in pod
     (nginx,) = pod["containers"]
     assert nginx["name"] == "nginx" and env(nginx)["GCSFRONT_MODE"] == "serve"
-    assert env(nginx)["GCSFRONT_NAME_INDEX_DIR"] == "/var/cache/gcsfront-index"
+    # The catalog is listed where the credentials are: here, with the pod's Workload Identity.
+    assert env(nginx)["GCSFRONT_CATALOG_DIR"] == "/var/cache/gcsfront-catalog"
+    assert env(nginx)["GCSFRONT_BUCKET"] and env(nginx)["GCSFRONT_AUTH"] == "workload_identity"
     assert nginx["securityContext"] == {
         "runAsNonRoot": True, "runAsUser": 33, "runAsGroup": 33, "allowPrivilegeEscalation": False,
         "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}

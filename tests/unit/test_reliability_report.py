@@ -68,7 +68,7 @@ def test_never_seen_errors_must_be_gateway_errors_within_the_bound():
 
 
 def test_a_check_that_does_not_apply_is_neither_met_nor_missed():
-    r = row("name-index-killed", ["warm_all_2xx"], applies=False, process="name_index")
+    r = row("catalog-killed", ["warm_all_2xx"], applies=False, process="catalog")
     assert judged(r)["warm_all_2xx"][1] is None
 
 

@@ -17,10 +17,13 @@
 # GCSFRONT_MOUNT_TIMEOUT     60 (seconds one mount attempt may take)
 # GCSFRONT_MOUNT_BACKOFF_MAX 30 (seconds between mount attempts at most; the backoff doubles from 1)
 # GOOGLE_APPLICATION_CREDENTIALS  service-account key file (gcsfuse --key-file); unset: default credentials
-# GCSFRONT_NAME_INDEX_DIR   empty (default): off. A directory: keep the bucket's names there for nginx to
-#                           answer unknown names 404 without the mount (all, serve; see gcsfront-name-index)
-# GCSFRONT_NAME_INDEX_INTERVAL   30 (seconds between listings)
-# GCSFRONT_NAME_INDEX_MAX_NAMES  100000 (more names: the index steps aside and the mount answers)
+# GCSFRONT_CATALOG_DIR      empty (default): off. A directory: keep the bucket's catalog there (gcsfront-catalog:
+#                           names and stored headers, listed through the JSON API) for the front nginx
+# GCSFRONT_CATALOG_INTERVAL  30 (seconds between listings)
+# GCSFRONT_CATALOG_MAX_NAMES 1000000 (more names: the catalog is not trusted and the mount answers)
+# GCSFRONT_GCS_ENDPOINT     the JSON API's base URL (gcsfuse's custom endpoint); empty: Google Cloud Storage
+# GCSFRONT_WEBSITE_MAIN_PAGE_SUFFIX, GCSFRONT_WEBSITE_NOT_FOUND_PAGE, GCSFRONT_WEBSITE_FROM_BUCKET (true|false):
+#                           the website settings the catalog carries to nginx
 # GCSFRONT_MOUNT_FS_TYPE     65735546 (FUSE): the filesystem type (stat -f %t) a live mount has
 # GCSFRONT_AUTH              key (default): GOOGLE_APPLICATION_CREDENTIALS, no metadata server needed.
 #                            workload_identity: tokens from the metadata server (GKE's, or GCE_METADATA_HOST)
@@ -32,7 +35,7 @@
 # with a bounded backoff; the container never exits for it, so a GCS incident never crash-loops a pod, and
 # the front keeps serving what its cache holds meanwhile. A watcher keeps GCSFRONT_STATE_DIR/mount-alive
 # while a bounded statfs of the mount answers (gcsfuse answers it without GCS): readiness reads that flag.
-# The name indexer is supervised too, and its index is trusted for two intervals after its last listing.
+# The catalog lister is supervised too; nginx trusts its catalog for two intervals after its last listing.
 #
 # Signals: SIGTERM/SIGQUIT/SIGINT stop the front gracefully (SIGQUIT: requests in flight finish), then the
 # mount-serving nginx, then unmount and stop gcsfuse.
@@ -46,13 +49,11 @@ nginx_conf=${GCSFRONT_NGINX_CONF:-/etc/gcsfront/nginx.conf}
 nginx_mount_conf=${GCSFRONT_NGINX_MOUNT_CONF:-/etc/gcsfront/nginx-mount.conf}
 mount_timeout=${GCSFRONT_MOUNT_TIMEOUT:-60}
 backoff_max=${GCSFRONT_MOUNT_BACKOFF_MAX:-30}
-name_index_dir=${GCSFRONT_NAME_INDEX_DIR:-}
-index_interval=${GCSFRONT_NAME_INDEX_INTERVAL:-30}
-index_max_names=${GCSFRONT_NAME_INDEX_MAX_NAMES:-100000}
+catalog_dir=${GCSFRONT_CATALOG_DIR:-}
 alive=$state/mount-alive
-# FUSE's magic number as stat -f prints it (the name indexer checks the same).
+# FUSE's magic number as stat -f prints it.
 fuse_magic=${GCSFRONT_MOUNT_FS_TYPE:-65735546}
-fuse_sup='' indexer_sup='' watcher='' front_pid='' mount_nginx_pid=''
+fuse_sup='' catalog_sup='' watcher='' front_pid='' mount_nginx_pid=''
 
 log() { echo "gcsfront: $*" >&2; }
 
@@ -81,6 +82,13 @@ check_environment() {
   if [ "$mode" != mount ]; then
     [ -r "$nginx_conf" ] || { log "GCSFRONT_NGINX_CONF=$nginx_conf is not a readable file"; bad=1; }
     [ -r "$nginx_mount_conf" ] || { log "GCSFRONT_NGINX_MOUNT_CONF=$nginx_mount_conf is not a readable file"; bad=1; }
+  fi
+  if [ -n "$catalog_dir" ]; then
+    [ -n "${GCSFRONT_BUCKET:-}" ] || { log "GCSFRONT_BUCKET is not set: the catalog lists the bucket it names"; bad=1; }
+    case ${GCSFRONT_WEBSITE_FROM_BUCKET:-false} in
+      true | false) ;;
+      *) log "GCSFRONT_WEBSITE_FROM_BUCKET=$GCSFRONT_WEBSITE_FROM_BUCKET: use true or false"; bad=1 ;;
+    esac
   fi
   [ -d "$mnt" ] || mkdir -p "$mnt" 2>/dev/null || { log "GCSFRONT_MOUNT_POINT=$mnt does not exist"; bad=1; }
   mkdir -p "$state" 2>/dev/null
@@ -162,26 +170,30 @@ supervise_gcsfuse() {
   done
 }
 
-# Restarts the name indexer whenever it stops (killed, or a crash); nginx stops trusting its index at once.
-supervise_indexer() {
-  local pid status
-  trap 'kill -TERM "$pid" 2>/dev/null; wait "$pid"; rm -f "$name_index_dir/ready"; exit 0' TERM
+# Restarts the catalog lister whenever it stops (killed, or a crash); nginx stops trusting its catalog at once
+# (the lister removes its fresh stamp when stopped, this when it was killed).
+supervise_catalog() {
+  local pid status args=(-bucket "$GCSFRONT_BUCKET" -dir "$catalog_dir" -interval "${GCSFRONT_CATALOG_INTERVAL:-30}s"
+    -max-names "${GCSFRONT_CATALOG_MAX_NAMES:-1000000}"
+    -main-page-suffix "${GCSFRONT_WEBSITE_MAIN_PAGE_SUFFIX:-}" -not-found-page "${GCSFRONT_WEBSITE_NOT_FOUND_PAGE:-}")
+  [ -z "${GCSFRONT_GCS_ENDPOINT:-}" ] || args+=(-endpoint "$GCSFRONT_GCS_ENDPOINT")
+  [ "${GCSFRONT_WEBSITE_FROM_BUCKET:-false}" = false ] || args+=(-website-from-bucket)
+  [ "${GCSFRONT_AUTH:-key}" = key ] || args+=(-workload-identity)
+  trap 'kill -TERM "$pid" 2>/dev/null; wait "$pid"; rm -f "$catalog_dir/fresh"; exit 0' TERM
   while :; do
-    gcsfront-name-index "$mnt" "$name_index_dir" "$index_interval" "$index_max_names" &
+    gcsfront-catalog "${args[@]}" &
     pid=$!
     wait "$pid"
     status=$?
-    rm -f "$name_index_dir/ready"
-    log "the name indexer stopped (status $status); starting it again in 1s"
-    sleep 1 & wait $!
+    rm -f "$catalog_dir/fresh"
+    log "the catalog lister stopped (status $status); starting it again in 5s"
+    sleep 5 & wait $!
   done
 }
 
-# Every 2 seconds: the mount-alive flag (readiness) and the name index's freshness. The indexer touches its
-# ready file after each good listing; one older than two intervals (a listing hung in FUSE, or an indexer that
-# cannot remove it) is removed here, and nginx asks the mount about every name until the next good listing.
+# Every 2 seconds: the mount-alive flag (readiness). The catalog's freshness nginx checks itself.
 watch() {
-  local was_alive=unknown now ready_at
+  local was_alive=unknown
   trap 'exit 0' TERM
   while :; do
     if mount_alive; then
@@ -192,13 +204,6 @@ watch() {
       rm -f "$alive"
       [ "$was_alive" = no ] || log "the mount is not alive; this pod is not ready"
       was_alive=no
-    fi
-    if [ -n "$name_index_dir" ] && ready_at=$(stat -c %Y "$name_index_dir/ready" 2>/dev/null); then
-      now=$(date +%s)
-      if [ $((now - ready_at)) -gt $((2 * index_interval)) ]; then
-        rm -f "$name_index_dir/ready"
-        log "the name index is $((now - ready_at))s old (more than 2 listing intervals); not trusted until the next listing"
-      fi
     fi
     sleep 2 & wait $!
   done
@@ -212,7 +217,7 @@ stop_pid() {  # stop_pid SIGNAL PID: signal it and wait for it to exit
 
 stop_all() {
   trap '' TERM QUIT INT
-  stop_pid TERM "$indexer_sup"
+  stop_pid TERM "$catalog_sup"
   [ -z "$front_pid" ] || log "stopping nginx gracefully"
   stop_pid QUIT "$front_pid"
   stop_pid QUIT "$mount_nginx_pid"
@@ -235,14 +240,14 @@ if [ "$mode" != serve ]; then
   supervise_gcsfuse &
   fuse_sup=$!
 fi
+# The container with the credentials lists the bucket (the role sets GCSFRONT_CATALOG_DIR there only).
+if [ -n "$catalog_dir" ]; then
+  supervise_catalog &
+  catalog_sup=$!
+fi
 watch &
 watcher=$!
 if [ "$mode" != mount ]; then
-  # Until its first complete listing (and whenever it cannot be trusted) nginx asks the mount about every name.
-  if [ -n "$name_index_dir" ]; then
-    supervise_indexer &
-    indexer_sup=$!
-  fi
   # An nginx killed outright (SIGKILL, the OOM killer) leaves its unix sockets behind in this directory, which
   # outlives the container: its successor's bind() would fail on them and the pod crash-loop for good.
   find "$state" -maxdepth 1 -type s -delete

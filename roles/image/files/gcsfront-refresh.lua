@@ -118,16 +118,20 @@ function M.after_request()
         return
     end
     local validators = {}
-    local etag = ngx.header["ETag"]
-    local last_modified = ngx.header["Last-Modified"]
+    -- The mount's own validators: the catalog (gcsfront-catalog.lua) replaces them in the answer with the
+    -- object's, which the mount does not know.
+    local mount = ngx.ctx.gcsfront_mount_validators or {etag = ngx.header["ETag"], last_modified = ngx.header["Last-Modified"]}
+    local etag = mount.etag
+    local last_modified = mount.last_modified
     if etag then
         validators["If-None-Match"] = etag
     end
     if last_modified then
         validators["If-Modified-Since"] = last_modified
     end
-    -- The path as the client sent it (escaped), without the query string: it normalizes to the same key.
-    local path = ngx.var.request_uri:match("^[^?]*")
+    -- The path as the client sent it (escaped), without the query string: it normalizes to the same key. A
+    -- directory's main page is asked for by its own name (the catalog rewrote the URI to it).
+    local path = ngx.ctx.gcsfront_path or ngx.var.request_uri:match("^[^?]*")
     local ok, err = ngx.timer.at(0, refresh, key, path, ngx.status, validators)
     if not ok then
         dict:delete("running:" .. key)

@@ -1,0 +1,299 @@
+-- The front nginx's view of the bucket catalog (lua-nginx-module): which names exist and the headers GCS would
+-- send with each (gcsfront-catalog lists the bucket through the JSON API and writes catalog.tsv; its format is
+-- in catalog.go). Every request costs one shared-dict lookup: no FUSE or GCS call, no file read.
+--
+-- Worker 0 polls the catalog directory every second. A new catalog is loaded into the shared dict not in use,
+-- yielding every few thousand names (no worker is blocked for the whole load), then swapped in with one write:
+-- a request sees the old catalog or the new one, never a mix. The catalog is trusted while its "fresh" stamp is
+-- at most two listing intervals old; otherwise every request goes to the mount, as without a catalog.
+local M = {}
+
+local FORMAT = "gcsfront-catalog 1"
+local settings = {}
+local loading = false
+
+-- Fields of an object line after the name, in order (catalog.go).
+local FIELDS = {"size", "etag", "last_modified", "content_type", "content_encoding", "cache_control",
+                "content_disposition", "content_language"}
+-- Stored metadata sent as it is, when the object has it (Content-Type otherwise stays nginx's guess from the name).
+local STORED_HEADERS = {content_type = "Content-Type", content_disposition = "Content-Disposition",
+                        content_language = "Content-Language"}
+local UNESCAPE = {["\\"] = "\\", t = "\t", n = "\n", r = "\r"}
+
+function M.unescape(s)
+    if not s:find("\\", 1, true) then
+        return s
+    end
+    return (s:gsub("\\(.)", UNESCAPE))
+end
+
+-- A catalog value (the object line after its name) as a table of FIELDS.
+function M.fields(value)
+    local object, i = {}, 1
+    for field in (value .. "\t"):gmatch("([^\t]*)\t") do
+        if FIELDS[i] then
+            object[FIELDS[i]] = M.unescape(field)
+        end
+        i = i + 1
+    end
+    return object
+end
+
+-- Called from init_by_lua_block: the two object dicts, the control dict, the catalog directory, the
+-- Cache-Control sent when an object has none ("" for none), and the location that paces unknown names (or nil).
+function M.configure(options)
+    settings.objects = {a = ngx.shared[options.objects[1]], b = ngx.shared[options.objects[2]]}
+    settings.control = ngx.shared[options.control]
+    settings.dir = options.dir
+    settings.cache_control = options.cache_control
+    settings.unknown_location = options.unknown_location
+end
+
+local function read_fresh()
+    local f = io.open(settings.dir .. "/fresh")
+    if not f then
+        return nil
+    end
+    local line = f:read("*l")
+    f:close()
+    local listed, hash, interval = (line or ""):match("^(%d+)\t(%x+)\t(%d+)$")
+    return tonumber(listed), hash, tonumber(interval)
+end
+
+-- Loads catalog.tsv into the dict not in use and swaps it in. Returns the number of names, or nil and why.
+local function load()
+    local control = settings.control
+    local spare = control:get("active") == "a" and "b" or "a"
+    local dict = settings.objects[spare]
+    dict:flush_all()
+    dict:flush_expired()
+    local f, err = io.open(settings.dir .. "/catalog.tsv")
+    if not f then
+        return nil, err
+    end
+    local header = f:read("*l") or ""
+    local format, names, main_page, not_found = header:match("^([^\t]*)\t(%d+)\t([^\t]*)\t([^\t]*)$")
+    if format ~= FORMAT then
+        f:close()
+        return nil, "catalog.tsv is not a " .. FORMAT .. " file"
+    end
+    local count = 0
+    for line in f:lines() do
+        local name, value = line:match("^([^\t]*)\t(.*)$")
+        if not name then
+            f:close()
+            return nil, "catalog.tsv line " .. (count + 2) .. " has no fields"
+        end
+        local ok, set_err = dict:safe_set(M.unescape(name), value)
+        if not ok then
+            f:close()
+            return nil, "the catalog does not fit in frontend_catalog_zone_mb (" .. set_err .. " after "
+                        .. count .. " names)"
+        end
+        count = count + 1
+        if count % 2000 == 0 then
+            ngx.sleep(0)  -- let this worker serve its requests
+        end
+    end
+    f:close()
+    if count ~= tonumber(names) then
+        return nil, "catalog.tsv holds " .. count .. " names, its header says " .. names
+    end
+    control:set("main_page", M.unescape(main_page))
+    control:set("not_found", M.unescape(not_found))
+    control:set("names", count)
+    control:set("bytes", dict:capacity() - dict:free_space())
+    control:set("active", spare)  -- the swap
+    return count
+end
+
+local function poll(premature)
+    if premature or loading then
+        return
+    end
+    local control = settings.control
+    local listed, hash, interval = read_fresh()
+    if not listed then
+        if control:get("trusted_until") ~= 0 then
+            ngx.log(ngx.WARN, "gcsfront: no fresh catalog; every name is looked up through the mount")
+        end
+        control:set("trusted_until", 0)
+        return
+    end
+    if hash ~= control:get("hash") then
+        loading = true
+        local began = ngx.now()
+        local ok, count, err = pcall(load)
+        loading = false
+        if not ok or not count then
+            control:set("trusted_until", 0)
+            control:delete("hash")
+            ngx.log(ngx.ERR, "gcsfront: loading the catalog failed: ", ok and err or count,
+                    "; every name is looked up through the mount")
+            return
+        end
+        control:set("hash", hash)
+        ngx.update_time()
+        ngx.log(ngx.NOTICE, "gcsfront: catalog of ", count, " names loaded in ", ngx.now() - began, "s (",
+                control:get("bytes"), " bytes of shared memory)")
+    end
+    control:set("trusted_until", listed + 2 * interval)
+end
+
+-- init_worker_by_lua: worker 0 keeps the shared dicts in step with the catalog directory.
+function M.start()
+    if ngx.worker.id() == 0 then
+        local ok, err = ngx.timer.every(1, poll)
+        if not ok then
+            ngx.log(ngx.ERR, "gcsfront: cannot start the catalog timer: ", err)
+        end
+        ngx.timer.at(0, poll)
+    end
+end
+
+-- The active catalog, or nil while it is not trusted.
+local function active()
+    local control = settings.control
+    if (control:get("trusted_until") or 0) < ngx.time() then
+        return nil
+    end
+    return settings.objects[control:get("active")], control
+end
+
+-- Whether a conditional GET or HEAD of the object is answered 304 (RFC 9110: If-None-Match, when sent, decides).
+function M.not_modified(object, if_none_match, if_modified_since)
+    if if_none_match then
+        for tag in if_none_match:gmatch("[^,%s]+") do
+            if tag == "*" or tag == object.etag or tag == "W/" .. object.etag then
+                return true
+            end
+        end
+        return false
+    end
+    if if_modified_since and object.last_modified ~= "" then
+        local since, modified = ngx.parse_http_time(if_modified_since), ngx.parse_http_time(object.last_modified)
+        return since ~= nil and modified ~= nil and modified <= since
+    end
+    return false
+end
+
+-- An object of the catalog: answered 304 here when the client has it (nginx's own check, which runs before any
+-- Lua header filter, would compare the mount's validators), else on to the cache and the mount.
+local function known(value)
+    ngx.ctx.gcsfront_object = value
+    local if_none_match, if_modified_since = ngx.var.http_if_none_match, ngx.var.http_if_modified_since
+    if if_none_match or if_modified_since then
+        if M.not_modified(M.fields(value), if_none_match, if_modified_since) then
+            return ngx.exit(ngx.HTTP_NOT_MODIFIED)
+        end
+        ngx.req.clear_header("If-None-Match")
+        ngx.req.clear_header("If-Modified-Since")
+    end
+end
+
+-- rewrite_by_lua in location /: an object of the catalog goes on (its headers are set later); a name ending in /
+-- serves its main page (the URI becomes the page's, so the page has one cache entry); a directory without its
+-- slash is redirected; any other name is unknown (404, paced by the unknown-name location).
+function M.route()
+    local dict, control = active()
+    if not dict then
+        return  -- the mount decides
+    end
+    local name = ngx.var.uri:sub(2)
+    local main_page = control:get("main_page")
+    if name == "" or name:sub(-1) == "/" then
+        local value = main_page ~= "" and dict:get(name .. main_page)
+        if value then
+            ngx.req.set_uri("/" .. name .. main_page, false)
+            -- For the cache refresh, which asks the mount by path: the page's own, escaped.
+            ngx.ctx.gcsfront_path = ngx.var.request_uri:match("^[^?]*") .. ngx.escape_uri(main_page)
+            return known(value)
+        end
+    else
+        local value = dict:get(name)
+        if value then
+            return known(value)
+        end
+        if main_page ~= "" and dict:get(name .. "/" .. main_page) then
+            local args = ngx.var.args
+            return ngx.redirect(ngx.var.request_uri:match("^[^?]*") .. "/" .. (args and "?" .. args or ""), 301)
+        end
+    end
+    if settings.unknown_location then
+        return ngx.exec(settings.unknown_location)
+    end
+    return ngx.exit(ngx.HTTP_NOT_FOUND)
+end
+
+-- rewrite_by_lua of the not-found location: the page becomes the URI to fetch (and to cache under), or a plain 404.
+function M.not_found_page()
+    local dict, control = active()
+    local page = control and control:get("not_found") or ""
+    local value = dict and page ~= "" and dict:get(page)
+    if not value then
+        return ngx.exit(ngx.HTTP_NOT_FOUND)
+    end
+    ngx.req.set_uri("/" .. page, false)
+    ngx.ctx.gcsfront_object = value
+end
+
+-- header_filter_by_lua: the object's stored headers replace what nginx guessed from the name. The mount's own
+-- validators are kept in ngx.ctx for the cache refresh, which asks the mount with them.
+function M.headers()
+    local value = ngx.ctx.gcsfront_object
+    if not value then
+        return
+    end
+    local status = ngx.status
+    local object = M.fields(value)
+    local header = ngx.header
+    if status ~= 200 and status ~= 206 and status ~= 304 and status ~= 404 then
+        return
+    end
+    local cache_control = object.cache_control ~= "" and object.cache_control or settings.cache_control
+    if cache_control ~= "" then
+        header["Cache-Control"] = cache_control
+    end
+    if status == 304 then
+        header["ETag"] = object.etag
+        header["Last-Modified"] = object.last_modified ~= "" and object.last_modified or nil
+        return
+    end
+    for field, name in pairs(STORED_HEADERS) do
+        if object[field] ~= "" then
+            header[name] = object[field]
+        end
+    end
+    if object.content_encoding ~= "" then
+        -- The stored bytes as they are; nginx's gunzip decompresses them for a client that does not take gzip.
+        header["Content-Encoding"] = object.content_encoding
+        header["Vary"] = "Accept-Encoding"
+    end
+    if status == 404 then
+        -- The not-found page: no validators, as GCS sends none with it (a 404 is never "not modified").
+        header["ETag"] = nil
+        header["Last-Modified"] = nil
+        return
+    end
+    -- The object's validators only on its own bytes: gcsfuse gives a file the object's update time, so the
+    -- answer's Last-Modified says which version the cache holds. While the catalog and the cache disagree (one
+    -- has not caught up with a change yet), the mount's validators stay: an ETag always names the bytes sent.
+    local mount_last_modified = header["Last-Modified"]
+    if object.last_modified == "" or mount_last_modified ~= object.last_modified then
+        return
+    end
+    ngx.ctx.gcsfront_mount_validators = {etag = header["ETag"], last_modified = mount_last_modified}
+    header["ETag"] = object.etag
+end
+
+-- The catalog's state, for /healthz/catalog.
+function M.status()
+    local control = settings.control
+    local trusted_until = control:get("trusted_until") or 0
+    ngx.header["Content-Type"] = "application/json"
+    ngx.say(string.format('{"trusted":%s,"names":%d,"bytes":%d,"trusted_for_s":%d,"sha256":"%s"}',
+        tostring(trusted_until >= ngx.time()), control:get("names") or 0, control:get("bytes") or 0,
+        math.max(0, trusted_until - ngx.time()), control:get("hash") or ""))
+end
+
+return M

@@ -1,0 +1,3 @@
+module gcsfront.local/gcsfront-catalog
+
+go 1.22

@@ -1,0 +1,121 @@
+"""The deployed frontend (deploy.yml's default: 3 replicas, the catalog listed every 30 s) serves the bucket the
+way GCS's website endpoint would: stored headers, gzip objects both ways, main pages and the 301 of a
+directory, and one ETag (with its 304) on every replica. Objects are written into the emulator with metadata, as
+a user would with `gcloud storage cp --content-type ... --cache-control ...`.
+
+Each replica is asked directly, at its pod address inside the substrate's node namespace.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import subprocess
+import time
+
+import pytest
+import yaml
+from conftest import GCS_ENDPOINT, NETNS, REPO, wait_for
+
+FRONTEND = yaml.safe_load((REPO / "roles/frontend/defaults/main.yml").read_text())
+# A change is served once a listing has seen it: the interval, the listing, and nginx's one-second poll.
+WINDOW = FRONTEND["frontend_catalog_interval"] + 15
+BUCKET = "gcsfront-local"
+PREFIX = "website-%d/" % time.time_ns()
+PAGE = b"<!doctype html><title>t</title><p>no extension"
+TEXT = b"compressible text " * 500
+
+
+def put(gcs_session, name, data, content_type, **metadata):
+    """A multipart upload: the object and its metadata in one request."""
+    boundary = "gcsfront-test-boundary"
+    body = b"".join([
+        b"--%s\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n" % boundary.encode(),
+        json.dumps(dict(metadata, name=name, contentType=content_type)).encode(),
+        b"\r\n--%s\r\nContent-Type: %s\r\n\r\n" % (boundary.encode(), content_type.encode()),
+        data, b"\r\n--%s--\r\n" % boundary.encode()])
+    r = gcs_session.post(GCS_ENDPOINT + "/upload/storage/v1/b/%s/o" % BUCKET, params={"uploadType": "multipart"},
+                         data=body, headers={"Content-Type": "multipart/related; boundary=" + boundary}, timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def curl(ip, path, *headers):
+    """GET path from one replica (its pod address, inside the node namespace): (status, headers, raw body)."""
+    args = ["ip", "netns", "exec", NETNS, "curl", "-sS", "--noproxy", "*", "-m", "10", "-D", "-", "-o", "-"]
+    for header in headers:
+        args += ["-H", header]
+    out = subprocess.run(args + ["http://%s:8080%s" % (ip, path)], capture_output=True, check=True, timeout=20).stdout
+    head, _blank, body = out.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    fields = {}
+    for line in lines[1:]:
+        name, _colon, value = line.partition(":")
+        fields[name.strip().lower()] = value.strip()
+    return int(lines[0].split()[1]), fields, body
+
+
+@pytest.fixture(scope="module")
+def replicas(kube, gcs_session):
+    """The replicas' pod addresses, once every replica's catalog has the objects written here."""
+    from kubernetes import client
+
+    put(gcs_session, PREFIX + "page", PAGE, "text/html; charset=utf-8", cacheControl="no-cache",
+        contentLanguage="fr", contentDisposition='inline; filename="page.html"')
+    put(gcs_session, PREFIX + "text.txt", gzip.compress(TEXT), "text/plain", contentEncoding="gzip")
+    put(gcs_session, PREFIX + "docs/index.html", b"<p>docs</p>", "text/html")
+    pods = client.CoreV1Api(kube).list_namespaced_pod("gcsfront", label_selector="app.kubernetes.io/instance=gcsfront")
+    ips = [p.status.pod_ip for p in pods.items if p.status.pod_ip]
+    assert len(ips) == 3, ips
+    wait_for(lambda: all(curl(ip, "/" + PREFIX + "page")[1].get("content-type") == "text/html; charset=utf-8"
+                         for ip in ips), WINDOW, what="every replica's catalog to list the new objects")
+    yield ips
+    for name in ("page", "text.txt", "docs/index.html"):
+        gcs_session.delete(GCS_ENDPOINT + "/storage/v1/b/%s/o/%s" % (BUCKET, (PREFIX + name).replace("/", "%2F")))
+
+
+def test_every_replica_sends_the_stored_headers_and_the_same_validators(replicas):
+    answers = [curl(ip, "/" + PREFIX + "page") for ip in replicas]
+    for status, headers, body in answers:
+        assert status == 200 and body == PAGE
+        assert headers["cache-control"] == "no-cache" and headers["content-language"] == "fr"
+        assert headers["content-disposition"] == 'inline; filename="page.html"'
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["etag"] == '"%s"' % hashlib.md5(PAGE).hexdigest(), headers
+    assert len({(h["etag"], h["last-modified"]) for _s, h, _b in answers}) == 1
+    etag, last_modified = answers[0][1]["etag"], answers[0][1]["last-modified"]
+    for ip in replicas:
+        assert curl(ip, "/" + PREFIX + "page", "If-None-Match: " + etag)[0] == 304
+        assert curl(ip, "/" + PREFIX + "page", "If-Modified-Since: " + last_modified)[0] == 304
+        # Nothing stored: the default Cache-Control.
+        assert curl(ip, "/" + PREFIX + "docs/index.html")[1]["cache-control"] == FRONTEND["frontend_website_cache_control"]
+
+
+def test_a_gzip_object_is_sent_as_stored_or_decompressed(replicas):
+    ip = replicas[0]
+    status, headers, body = curl(ip, "/" + PREFIX + "text.txt", "Accept-Encoding: gzip")
+    assert status == 200 and headers["content-encoding"] == "gzip" and gzip.decompress(body) == TEXT
+    status, headers, body = curl(ip, "/" + PREFIX + "text.txt", "Accept-Encoding: identity")
+    assert status == 200 and "content-encoding" not in headers and body == TEXT
+
+
+def test_a_directory_serves_its_main_page_and_redirects_without_its_slash(replicas):
+    ip = replicas[1]
+    status, headers, body = curl(ip, "/" + PREFIX + "docs/")
+    assert (status, body, headers["content-type"]) == (200, b"<p>docs</p>", "text/html")
+    status, headers, _body = curl(ip, "/" + PREFIX + "docs")
+    assert status == 301 and headers["location"] == "/" + PREFIX + "docs/"
+    assert curl(ip, "/" + PREFIX + "nothing-here")[0] == 404
+
+
+def test_a_metadata_change_is_served_within_the_window(replicas, gcs_session):
+    name = PREFIX + "page"
+    r = gcs_session.patch(GCS_ENDPOINT + "/storage/v1/b/%s/o/%s" % (BUCKET, name.replace("/", "%2F")),
+                          json={"contentType": "text/plain", "cacheControl": "max-age=7"}, timeout=10)
+    assert r.status_code == 200, r.text
+    t0 = time.monotonic()
+    wait_for(lambda: all(curl(ip, "/" + name)[1].get("cache-control") == "max-age=7" for ip in replicas), WINDOW,
+             what="every replica to serve the new metadata")
+    print("metadata change served by every replica after %.1fs" % (time.monotonic() - t0))
+    assert all(curl(ip, "/" + name)[1]["content-type"] == "text/plain" for ip in replicas)
