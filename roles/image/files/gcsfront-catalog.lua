@@ -16,8 +16,9 @@ local loading = false
 local FIELDS = {"size", "etag", "last_modified", "content_type", "content_encoding", "cache_control",
                 "content_disposition", "content_language"}
 -- Stored metadata sent as it is, when the object has it (Content-Type otherwise stays nginx's guess from the name).
-local STORED_HEADERS = {content_type = "Content-Type", content_disposition = "Content-Disposition",
-                        content_language = "Content-Language"}
+-- (An array: pairs() would stop LuaJIT's compiler on every request.)
+local STORED_HEADERS = {{"content_type", "Content-Type"}, {"content_disposition", "Content-Disposition"},
+                        {"content_language", "Content-Language"}}
 local UNESCAPE = {["\\"] = "\\", t = "\t", n = "\n", r = "\r"}
 
 function M.unescape(s)
@@ -104,6 +105,8 @@ local function load()
     control:set("names", count)
     control:set("bytes", dict:capacity() - dict:free_space())
     control:set("active", spare)  -- the swap
+    ngx.update_time()
+    control:set("loaded_at", ngx.now())
     return count
 end
 
@@ -151,13 +154,41 @@ function M.start()
     end
 end
 
--- The active catalog, or nil while it is not trusted.
+-- What each request needs of the control dict, read again once per event-loop tick (ngx.now() is the tick's
+-- cached time) rather than three shared-memory reads per request.
+local snapshot = {at = -1}
+
+-- The active catalog and the main page suffix, or nil while the catalog is not trusted.
 local function active()
-    local control = settings.control
-    if (control:get("trusted_until") or 0) < ngx.time() then
+    local now = ngx.now()
+    if snapshot.at ~= now then
+        local control = settings.control
+        snapshot.at = now
+        snapshot.trusted = (control:get("trusted_until") or 0) >= now
+        snapshot.dict = settings.objects[control:get("active")]
+        snapshot.main_page = control:get("main_page") or ""
+        snapshot.not_found = control:get("not_found") or ""
+    end
+    if not snapshot.trusted then
         return nil
     end
-    return settings.objects[control:get("active")], control
+    return snapshot.dict, snapshot
+end
+
+-- Parsed objects, per worker: a hot object is split into its fields once, not on every request.
+local parsed, parsed_count = {}, 0
+
+local function object_of(value)
+    local object = parsed[value]
+    if not object then
+        if parsed_count >= 10000 then
+            parsed, parsed_count = {}, 0
+        end
+        object = M.fields(value)
+        parsed[value] = object
+        parsed_count = parsed_count + 1
+    end
+    return object
 end
 
 -- Whether a conditional GET or HEAD of the object is answered 304 (RFC 9110: If-None-Match, when sent, decides).
@@ -180,10 +211,10 @@ end
 -- An object of the catalog: answered 304 here when the client has it (nginx's own check, which runs before any
 -- Lua header filter, would compare the mount's validators), else on to the cache and the mount.
 local function known(value)
-    ngx.ctx.gcsfront_object = value
-    local if_none_match, if_modified_since = ngx.var.http_if_none_match, ngx.var.http_if_modified_since
-    if if_none_match or if_modified_since then
-        if M.not_modified(M.fields(value), if_none_match, if_modified_since) then
+    ngx.var.gcsfront_object = value
+    if ngx.var.gcsfront_conditional == "1" then
+        local if_none_match, if_modified_since = ngx.var.http_if_none_match, ngx.var.http_if_modified_since
+        if M.not_modified(object_of(value), if_none_match, if_modified_since) then
             return ngx.exit(ngx.HTTP_NOT_MODIFIED)
         end
         ngx.req.clear_header("If-None-Match")
@@ -195,18 +226,18 @@ end
 -- serves its main page (the URI becomes the page's, so the page has one cache entry); a directory without its
 -- slash is redirected; any other name is unknown (404, paced by the unknown-name location).
 function M.route()
-    local dict, control = active()
+    local dict, state = active()
     if not dict then
         return  -- the mount decides
     end
     local name = ngx.var.uri:sub(2)
-    local main_page = control:get("main_page")
+    local main_page = state.main_page
     if name == "" or name:sub(-1) == "/" then
         local value = main_page ~= "" and dict:get(name .. main_page)
         if value then
             ngx.req.set_uri("/" .. name .. main_page, false)
             -- For the cache refresh, which asks the mount by path: the page's own, escaped.
-            ngx.ctx.gcsfront_path = ngx.var.request_uri:match("^[^?]*") .. ngx.escape_uri(main_page)
+            ngx.var.gcsfront_path = ngx.var.request_uri:match("^[^?]*") .. ngx.escape_uri(main_page)
             return known(value)
         end
     else
@@ -227,25 +258,26 @@ end
 
 -- rewrite_by_lua of the not-found location: the page becomes the URI to fetch (and to cache under), or a plain 404.
 function M.not_found_page()
-    local dict, control = active()
-    local page = control and control:get("not_found") or ""
+    local dict, state = active()
+    local page = state and state.not_found or ""
     local value = dict and page ~= "" and dict:get(page)
     if not value then
         return ngx.exit(ngx.HTTP_NOT_FOUND)
     end
     ngx.req.set_uri("/" .. page, false)
-    ngx.ctx.gcsfront_object = value
+    ngx.var.gcsfront_object = value
 end
 
 -- header_filter_by_lua: the object's stored headers replace what nginx guessed from the name. The mount's own
--- validators are kept in ngx.ctx for the cache refresh, which asks the mount with them.
+-- validators are kept in $gcsfront_mount_validators (ETag, tab, Last-Modified) for the cache refresh, which asks
+-- the mount with them. (Request variables, not ngx.ctx: a table per request costs a warm request about a tenth.)
 function M.headers()
-    local value = ngx.ctx.gcsfront_object
-    if not value then
+    local value = ngx.var.gcsfront_object
+    if value == "" then
         return
     end
     local status = ngx.status
-    local object = M.fields(value)
+    local object = object_of(value)
     local header = ngx.header
     if status ~= 200 and status ~= 206 and status ~= 304 and status ~= 404 then
         return
@@ -259,9 +291,10 @@ function M.headers()
         header["Last-Modified"] = object.last_modified ~= "" and object.last_modified or nil
         return
     end
-    for field, name in pairs(STORED_HEADERS) do
-        if object[field] ~= "" then
-            header[name] = object[field]
+    for i = 1, #STORED_HEADERS do
+        local stored = object[STORED_HEADERS[i][1]]
+        if stored ~= "" then
+            header[STORED_HEADERS[i][2]] = stored
         end
     end
     if object.content_encoding ~= "" then
@@ -282,7 +315,7 @@ function M.headers()
     if object.last_modified == "" or mount_last_modified ~= object.last_modified then
         return
     end
-    ngx.ctx.gcsfront_mount_validators = {etag = header["ETag"], last_modified = mount_last_modified}
+    ngx.var.gcsfront_mount_validators = (header["ETag"] or "") .. "\t" .. mount_last_modified
     header["ETag"] = object.etag
 end
 
@@ -291,9 +324,9 @@ function M.status()
     local control = settings.control
     local trusted_until = control:get("trusted_until") or 0
     ngx.header["Content-Type"] = "application/json"
-    ngx.say(string.format('{"trusted":%s,"names":%d,"bytes":%d,"trusted_for_s":%d,"sha256":"%s"}',
+    ngx.say(string.format('{"trusted":%s,"names":%d,"bytes":%d,"trusted_for_s":%d,"sha256":"%s","loaded_at":%.3f}',
         tostring(trusted_until >= ngx.time()), control:get("names") or 0, control:get("bytes") or 0,
-        math.max(0, trusted_until - ngx.time()), control:get("hash") or ""))
+        math.max(0, trusted_until - ngx.time()), control:get("hash") or "", control:get("loaded_at") or 0))
 end
 
 return M

@@ -120,10 +120,11 @@ function M.after_request()
     local validators = {}
     -- The mount's own validators: the catalog (gcsfront-catalog.lua) replaces them in the answer with the
     -- object's, which the mount does not know.
-    local mount = ngx.ctx.gcsfront_mount_validators or {etag = ngx.header["ETag"], last_modified = ngx.header["Last-Modified"]}
-    local etag = mount.etag
-    local last_modified = mount.last_modified
-    if etag then
+    local etag, last_modified = (ngx.var.gcsfront_mount_validators or ""):match("^([^\t]*)\t(.+)$")
+    if not last_modified then
+        etag, last_modified = ngx.header["ETag"], ngx.header["Last-Modified"]
+    end
+    if etag and etag ~= "" then
         validators["If-None-Match"] = etag
     end
     if last_modified then
@@ -131,7 +132,10 @@ function M.after_request()
     end
     -- The path as the client sent it (escaped), without the query string: it normalizes to the same key. A
     -- directory's main page is asked for by its own name (the catalog rewrote the URI to it).
-    local path = ngx.ctx.gcsfront_path or ngx.var.request_uri:match("^[^?]*")
+    local path = ngx.var.gcsfront_path
+    if path == nil or path == "" then
+        path = ngx.var.request_uri:match("^[^?]*")
+    end
     local ok, err = ngx.timer.at(0, refresh, key, path, ngx.status, validators)
     if not ok then
         dict:delete("running:" .. key)
