@@ -126,6 +126,17 @@ class GcsClient:
                 return None
             raise
 
+    def list_names(self, bucket, prefix=""):
+        """Every object name under prefix (objects.list, 1,000 names per call)."""
+        names, params = [], {"prefix": prefix, "maxResults": 1000, "fields": "nextPageToken,items(name)"}
+        while True:
+            page = self._call("GET", "%s/storage/v1/b/%s/o" % (self.endpoint, quote(bucket, safe="")),
+                              "listing gs://%s/%s" % (bucket, prefix), params=params).json()
+            names.extend(item["name"] for item in page.get("items", []))
+            if not page.get("nextPageToken"):
+                return names
+            params["pageToken"] = page["nextPageToken"]
+
     def bucket_exists(self, bucket):
         try:
             self._call("GET", "%s/storage/v1/b/%s" % (self.endpoint, quote(bucket, safe="")), "gs://%s" % bucket)

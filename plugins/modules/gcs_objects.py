@@ -15,7 +15,7 @@ description:
   - Made for benchmarks that need many never-seen objects at once (one M(gcsfront.gke.gcs_object) task per object
     would take a second each). The names are those M(gcsfront.gke.http_mix_load) asks for with
     O(gcsfront.gke.http_mix_load#module:mix[].distinct_prefix).
-  - Not idempotent by content; O(state=present) writes every object again.
+  - Not idempotent by content; O(state=present) writes every object again, unless O(only_missing).
 author:
   - gcsfront maintainers (@gcsfront)
 extends_documentation_fragment:
@@ -55,6 +55,19 @@ options:
     type: str
     choices: [present, absent]
     default: present
+  directories:
+    description:
+      - Spread the objects over this many directories under O(prefix), round robin (V(d0000/) to V(d0999/) for
+        1000), as a large bucket's names are; V(0) puts them all directly under O(prefix).
+      - The names are then no longer the ones M(gcsfront.gke.http_mix_load) asks for.
+    type: int
+    default: 0
+  only_missing:
+    description:
+      - With O(state=present), list the names under O(prefix) first (one call per 1,000) and write only those that
+        are missing, so a large series written once is not written again.
+    type: bool
+    default: false
   workers:
     description: Requests in flight at once, from 1 to 32.
     type: int
@@ -102,6 +115,13 @@ MAX_COUNT = 100000
 MAX_WORKERS = 32
 
 
+def object_names(prefix, count, directories=0):
+    """The names of a series: prefix + number, or prefix + directory + number spread over `directories`."""
+    if not directories:
+        return [distinct_name(prefix, i) for i in range(count)]
+    return [distinct_name("%sd%04d/" % (prefix, i % directories), i) for i in range(count)]
+
+
 def apply_all(action, names, workers):
     """Run action(name) for every name, `workers` at a time; returns how many returned True. The first error is
     raised (the remaining names are still tried, so the pool drains)."""
@@ -129,6 +149,8 @@ def main():
         content=dict(type="str", default="never seen\n"),
         content_type=dict(type="str", default="text/plain"),
         state=dict(type="str", choices=["present", "absent"], default="present"),
+        directories=dict(type="int", default=0),
+        only_missing=dict(type="bool", default=False),
         workers=dict(type="int", default=8),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True, mutually_exclusive=GCS_MUTUALLY_EXCLUSIVE)
@@ -139,7 +161,9 @@ def main():
         module.fail_json(msg="count must be in 1..%d, not %d" % (MAX_COUNT, p["count"]))
     if not 1 <= p["workers"] <= MAX_WORKERS:
         module.fail_json(msg="workers must be in 1..%d, not %d" % (MAX_WORKERS, p["workers"]))
-    names = [distinct_name(p["prefix"], i) for i in range(p["count"])]
+    if not 0 <= p["directories"] <= 10000:
+        module.fail_json(msg="directories must be in 0..10000, not %d" % p["directories"])
+    names = object_names(p["prefix"], p["count"], p["directories"])
     result = dict(first=names[0], last=names[-1])
     if module.check_mode:
         module.exit_json(changed=True, count=len(names), **result)
@@ -148,6 +172,11 @@ def main():
     try:
         client = GcsClient(p["gcs_endpoint"], session_from_params(p, scopes=(READ_WRITE,)))
         if p["state"] == "present":
+            if p["only_missing"]:
+                there = set(client.list_names(p["bucket"], p["prefix"]))
+                names = [n for n in names if n not in there]
+            if not names:
+                module.exit_json(changed=False, count=0, **result)
             # One call first, so the token is fetched once rather than by every worker at the same time.
             client.upload(p["bucket"], names[0], data, p["content_type"])
 

@@ -10,7 +10,7 @@ from ansible_collections.gcsfront.gke.plugins.module_utils._faults import (
     distinct_name, fold_samples, mix_figures, mix_problem, mix_schedule, parse_vegeta_json_lines, percentile,
     pod_state, rfc3339_seconds, run_span, vegeta_mix_targets)
 from ansible_collections.gcsfront.gke.plugins.module_utils._load import LoadOutputError
-from ansible_collections.gcsfront.gke.plugins.modules.gcs_objects import apply_all
+from ansible_collections.gcsfront.gke.plugins.modules.gcs_objects import apply_all, object_names
 from ansible_collections.gcsfront.gke.plugins.module_utils._gcs import GcsError
 
 WARM = {"name": "warm", "rate": 4, "paths": ["a.txt", "b.png"]}
@@ -165,6 +165,13 @@ def test_a_replaced_pod_is_not_a_flip_but_its_restarts_count():
 def test_not_whole_at_the_end():
     folded = fold_samples([(0.0, [_pod("a"), _pod("b")]), (1.0, [_pod("a"), _pod("b", ready=False)])])
     assert folded["all_ready_since_s"] is None and folded["ready_at_end"] == 1
+
+
+def test_object_names_flat_or_spread_over_directories():
+    assert object_names("p/", 2) == ["p/00000000", "p/00000001"]
+    names = object_names("scale/", 2500, directories=1000)
+    assert names[:2] == ["scale/d0000/00000000", "scale/d0001/00000001"] and names[1000] == "scale/d0000/00001000"
+    assert len(set(names)) == 2500 and len({n.rsplit("/", 1)[0] for n in names}) == 1000
 
 
 def test_apply_all_counts_and_raises_the_first_error():

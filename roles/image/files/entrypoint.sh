@@ -20,7 +20,7 @@
 # GCSFRONT_CATALOG_DIR      empty (default): off. A directory: keep the bucket's catalog there (gcsfront-catalog:
 #                           names and stored headers, listed through the JSON API) for the front nginx
 # GCSFRONT_CATALOG_INTERVAL  30 (seconds between listings)
-# GCSFRONT_CATALOG_MAX_NAMES 1000000 (more names: the catalog is not trusted and the mount answers)
+# GCSFRONT_CATALOG_MAX_NAMES 300000 (more names: the catalog is not trusted and the mount answers)
 # GCSFRONT_GCS_ENDPOINT     the JSON API's base URL (gcsfuse's custom endpoint); empty: Google Cloud Storage
 # GCSFRONT_WEBSITE_MAIN_PAGE_SUFFIX, GCSFRONT_WEBSITE_NOT_FOUND_PAGE, GCSFRONT_WEBSITE_FROM_BUCKET (true|false):
 #                           the website settings the catalog carries to nginx
@@ -174,7 +174,7 @@ supervise_gcsfuse() {
 # (the lister removes its fresh stamp when stopped, this when it was killed).
 supervise_catalog() {
   local pid status args=(-bucket "$GCSFRONT_BUCKET" -dir "$catalog_dir" -interval "${GCSFRONT_CATALOG_INTERVAL:-30}s"
-    -max-names "${GCSFRONT_CATALOG_MAX_NAMES:-1000000}"
+    -max-names "${GCSFRONT_CATALOG_MAX_NAMES:-300000}"
     -main-page-suffix "${GCSFRONT_WEBSITE_MAIN_PAGE_SUFFIX:-}" -not-found-page "${GCSFRONT_WEBSITE_NOT_FOUND_PAGE:-}")
   [ -z "${GCSFRONT_GCS_ENDPOINT:-}" ] || args+=(-endpoint "$GCSFRONT_GCS_ENDPOINT")
   [ "${GCSFRONT_WEBSITE_FROM_BUCKET:-false}" = false ] || args+=(-website-from-bucket)

@@ -46,7 +46,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.dir, "dir", "", "where catalog.tsv and fresh are written (required)")
 	fs.StringVar(&c.endpoint, "endpoint", "https://storage.googleapis.com/storage/v1", "the JSON API's base URL")
 	fs.DurationVar(&c.interval, "interval", 30*time.Second, "time between listings")
-	fs.IntVar(&c.maxNames, "max-names", 100000, "more names than this: the catalog is not trusted")
+	fs.IntVar(&c.maxNames, "max-names", 300000, "more names than this: the catalog is not trusted")
 	fs.StringVar(&c.mainPageSuffix, "main-page-suffix", "", "the object a name ending in / serves (website MainPageSuffix)")
 	fs.StringVar(&c.notFoundPage, "not-found-page", "", "the object served with 404 (website NotFoundPage)")
 	fs.BoolVar(&c.websiteFromBucket, "website-from-bucket", false, "take both from the bucket's website configuration")
