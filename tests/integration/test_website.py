@@ -1,4 +1,5 @@
-"""The deployed frontend (deploy.yml's default: 3 replicas, the catalog listed every 30 s) serves the bucket the
+"""The deployed frontend (deploy.yml's default: 3 replicas, the catalog listed every 30 s; scripts/test runs this after
+Molecule's default scenario, which leaves it deployed) serves the bucket the
 way GCS's website endpoint would: stored headers, gzip objects both ways, main pages and the 301 of a
 directory, and one ETag (with its 304) on every replica. Objects are written into the emulator with metadata, as
 a user would with `gcloud storage cp --content-type ... --cache-control ...`.
