@@ -197,7 +197,17 @@ def test_back_to_workload_identity_no_key_is_left_in_the_cluster(deployed, kube)
     assert final_line(proc.stdout).group(6) == "matches the bucket"
     core = client.CoreV1Api(kube)
     assert "gcsfront-gcs-key" not in [s.metadata.name for s in core.list_namespaced_secret("gcsfront").items]
-    for pod in core.list_namespaced_pod("gcsfront", label_selector="app.kubernetes.io/instance=gcsfront").items:
+
+    def pods():
+        return core.list_namespaced_pod("gcsfront", label_selector="app.kubernetes.io/instance=gcsfront").items
+
+    # The rollout is over when the last key-auth pod is told to stop: it may still be terminating (preStop,
+    # graceful quit). No live pod mounts a Secret, and the terminating ones go.
+    for pod in pods():
+        assert pod.metadata.deletion_timestamp or not [v for v in pod.spec.volumes if v.secret], pod.metadata.name
+    wait_for(lambda: not [p for p in pods() if p.metadata.deletion_timestamp], 90, interval=1,
+             what="the key-auth pods to finish terminating")
+    for pod in pods():
         assert pod.spec.service_account_name == "gcsfront"
         assert not [v for v in pod.spec.volumes if v.secret], pod.metadata.name
     assert_no_key_material(namespace_objects(kube), key_probes(SA_KEY_FILE.read_text()))

@@ -17,7 +17,7 @@ import time
 
 import pytest
 import yaml
-from conftest import GCS_ENDPOINT, NETNS, REPO, wait_for
+from conftest import GCS_ENDPOINT, NETNS, REPO, lb_address, run_playbook, wait_for
 
 FRONTEND = yaml.safe_load((REPO / "roles/frontend/defaults/main.yml").read_text())
 # A change is served once a listing has seen it: the interval, the listing, and nginx's one-second poll.
@@ -120,3 +120,36 @@ def test_a_metadata_change_is_served_within_the_window(replicas, gcs_session):
              what="every replica to serve the new metadata")
     print("metadata change served by every replica after %.1fs" % (time.monotonic() - t0))
     assert all(curl(ip, "/" + name)[1]["content-type"] == "text/plain" for ip in replicas)
+
+
+@pytest.fixture(scope="module")
+def site_with_not_found_page(kube, gcs_session):
+    """A second frontend, in a namespace of its own (1 replica), with a not-found page; removed afterwards."""
+    page = PREFIX + "errors/404.html"
+    put(gcs_session, page, b"<p>no such page</p>", "text/html; charset=utf-8", cacheControl="max-age=60")
+    namespace = "gcsfront-website"
+    args = ["-e", "gcsfront_namespace=%s" % namespace, "-e", "gcsfront_replicas=1",
+            "-e", "frontend_website_not_found_page=%s" % page]
+    try:
+        run_playbook("deploy.yml", "--skip-tags", "local_cluster", *args, timeout=900)
+        yield "http://%s" % lb_address(kube, namespace, "gcsfront")
+    finally:
+        run_playbook("playbooks/teardown.yml", *args, timeout=600)
+        gcs_session.delete(GCS_ENDPOINT + "/storage/v1/b/%s/o/%s" % (BUCKET, page.replace("/", "%2F")))
+
+
+def test_a_name_the_bucket_lacks_gets_the_not_found_page_with_404(site_with_not_found_page):
+    import requests
+
+    session = requests.Session()
+    session.trust_env = False
+
+    def not_found_page():
+        r = session.get(site_with_not_found_page + "/" + PREFIX + "no/such/name", timeout=10)
+        return r if r.content == b"<p>no such page</p>" else None
+
+    r = wait_for(not_found_page, WINDOW, what="the not-found page to be served")
+    assert r.status_code == 404 and r.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert r.headers["Cache-Control"] == "max-age=60" and "ETag" not in r.headers
+    # An object that exists is served as usual.
+    assert session.get(site_with_not_found_page + "/index.html", timeout=10).status_code == 200
