@@ -146,9 +146,11 @@ def test_a_name_the_bucket_lacks_gets_the_not_found_page_with_404(site_with_not_
 
     def not_found_page():
         r = session.get(site_with_not_found_page + "/" + PREFIX + "no/such/name", timeout=10)
-        return r if r.content == b"<p>no such page</p>" else None
+        if r.content != b"<p>no such page</p>":
+            raise AssertionError("%s %r" % (r.status_code, r.content[:200]))
+        return [r]  # a list: a 404 Response is itself falsy
 
-    r = wait_for(not_found_page, WINDOW, what="the not-found page to be served")
+    (r,) = wait_for(not_found_page, WINDOW, what="the not-found page to be served")
     assert r.status_code == 404 and r.headers["Content-Type"] == "text/html; charset=utf-8"
     assert r.headers["Cache-Control"] == "max-age=60" and "ETag" not in r.headers
     # An object that exists is served as usual.
