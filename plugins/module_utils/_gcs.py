@@ -126,16 +126,23 @@ class GcsClient:
                 return None
             raise
 
+    def list_page(self, bucket, prefix="", max_results=1000, fields="nextPageToken,items(name)", page_token=None):
+        """One page of objects.list: {"items": [...], "nextPageToken": ...}."""
+        params = {"prefix": prefix, "maxResults": max_results, "fields": fields}
+        if page_token:
+            params["pageToken"] = page_token
+        return self._call("GET", "%s/storage/v1/b/%s/o" % (self.endpoint, quote(bucket, safe="")),
+                          "listing gs://%s/%s" % (bucket, prefix), params=params).json()
+
     def list_names(self, bucket, prefix=""):
         """Every object name under prefix (objects.list, 1,000 names per call)."""
-        names, params = [], {"prefix": prefix, "maxResults": 1000, "fields": "nextPageToken,items(name)"}
+        names, token = [], None
         while True:
-            page = self._call("GET", "%s/storage/v1/b/%s/o" % (self.endpoint, quote(bucket, safe="")),
-                              "listing gs://%s/%s" % (bucket, prefix), params=params).json()
+            page = self.list_page(bucket, prefix, page_token=token)
             names.extend(item["name"] for item in page.get("items", []))
-            if not page.get("nextPageToken"):
+            token = page.get("nextPageToken")
+            if not token:
                 return names
-            params["pageToken"] = page["nextPageToken"]
 
     def bucket_exists(self, bucket):
         try:
@@ -249,3 +256,23 @@ def with_member(policy, role, member, present):
 def md5_b64(data):
     """The object's md5Hash as the JSON API reports it."""
     return base64.b64encode(hashlib.md5(data).digest()).decode()  # nosec - GCS's own content hash
+
+
+# The smoke fetch reads what it picks twice (from the bucket, through the front): keep it small.
+SMOKE_PICK_MAX_BYTES = 1024 * 1024
+
+
+def pick_smoke_object(items, preferred="index.html"):
+    """The object a smoke fetch should compare, from one objects.list page (items with name and size).
+
+    The preferred name when the page has it, else the smallest non-empty object of at most SMOKE_PICK_MAX_BYTES
+    (the first by name among equals; an empty one only when there is no other); folder placeholders (names ending
+    in /) never. None when nothing fits.
+    """
+    objects = [i for i in items if not i["name"].endswith("/")]
+    if any(i["name"] == preferred for i in objects):
+        return preferred
+    small = [i for i in objects if int(i.get("size", 0)) <= SMOKE_PICK_MAX_BYTES]
+    if not small:
+        return None
+    return min(small, key=lambda i: (int(i.get("size", 0)) == 0, int(i.get("size", 0)), i["name"]))["name"]

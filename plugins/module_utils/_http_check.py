@@ -30,8 +30,11 @@ def request(url, method="GET", headers=None, timeout=10, validate_certs=True):
 
 
 def fetch_until(url, deadline_seconds, interval, timeout=10, validate_certs=True, monotonic=time.monotonic,
-                sleep=time.sleep):
-    """GET url until it answers 200 or the time runs out; returns (status, body, attempts, last_error)."""
+                sleep=time.sleep, want=200):
+    """GET url until it answers want (or a status not worth retrying) or the time runs out.
+
+    Returns (status, body, attempts, last_error).
+    """
     status, body, attempts, last_error = None, b"", 0, None
     for _elapsed in clock(deadline_seconds, interval, monotonic, sleep):
         attempts += 1
@@ -40,7 +43,7 @@ def fetch_until(url, deadline_seconds, interval, timeout=10, validate_certs=True
         except (URLError, OSError) as e:
             last_error = str(getattr(e, "reason", e))
             continue
-        if status == 200 or status not in RETRY_STATUSES:
+        if status == want or status not in RETRY_STATUSES:
             break
     return status, body, attempts, last_error
 

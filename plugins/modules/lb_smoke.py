@@ -47,9 +47,13 @@ options:
     choices: [http, https]
     default: http
   path:
-    description: URL path of the object, for example V(/index.html).
+    description:
+      - URL path of the object, for example V(/index.html). Defaults to C(/) and O(object).
+      - Without O(path) and O(object), the module picks the object from the first page of the bucket's listing
+        (up to 1,000 names), C(index.html) when the bucket has it, else the smallest non-empty object of at most
+        1 MiB. RV(object) says which. An empty bucket (or one with nothing that small) leaves only the 404 of
+        O(missing_path) to check, with a warning.
     type: str
-    required: true
   bucket:
     description: The bucket the Service serves.
     type: str
@@ -108,6 +112,16 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+object:
+  description: The object compared; null when the bucket had none to pick.
+  returned: always
+  type: str
+  sample: index.html
+object_picked:
+  description: Whether the module picked the object from the bucket's listing (neither O(path) nor O(object) given).
+  returned: always
+  type: bool
+  sample: true
 address:
   description: The Service's LoadBalancer address.
   returned: when the Service got one
@@ -125,22 +139,22 @@ status:
   sample: 200
 bytes:
   description: Size of the served body.
-  returned: success
+  returned: success, when an object was compared
   type: int
   sample: 195
 sha256:
   description: sha256 of the served body.
-  returned: success
+  returned: success, when an object was compared
   type: str
   sample: 3a1f0b5e8c0d4b0f0f7d7a6c3b8e2d1f4a5b6c7d8e9f00112233445566778899
 object_sha256:
   description: sha256 of the object in the bucket.
-  returned: success
+  returned: success, when an object was compared
   type: str
   sample: 3a1f0b5e8c0d4b0f0f7d7a6c3b8e2d1f4a5b6c7d8e9f00112233445566778899
 matched:
   description: Whether the served body is the object's.
-  returned: success
+  returned: success, when an object was compared
   type: bool
   sample: true
 attempts:
@@ -165,10 +179,11 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.six.moves.urllib.error import URLError
+from ansible.module_utils.six.moves.urllib.parse import quote
 from ansible_collections.gcsfront.gke.plugins.module_utils._errors import first_line
 from ansible_collections.gcsfront.gke.plugins.module_utils._gcs import (
     GCS_ARG_SPEC, GCS_MUTUALLY_EXCLUSIVE, HAS_GOOGLE_AUTH, GOOGLE_AUTH_IMPORT_ERROR, GcsClient, GcsError,
-    session_from_params)
+    pick_smoke_object, session_from_params)
 from ansible_collections.gcsfront.gke.plugins.module_utils._http_check import compare, digest, fetch_until, request
 from ansible_collections.gcsfront.gke.plugins.module_utils._waiter import lb_address, wait
 
@@ -191,7 +206,7 @@ def argument_spec():
         namespace=dict(type="str", default="default"),
         port=dict(type="int"),
         scheme=dict(type="str", choices=["http", "https"], default="http"),
-        path=dict(type="str", required=True),
+        path=dict(type="str"),
         bucket=dict(type="str", required=True),
         object=dict(type="str"),
         missing_path=dict(type="str", default="/gcsfront-smoke-missing-object"),
@@ -217,20 +232,30 @@ def main():
     def fail(msg, **extra):
         module.fail_json(msg=msg, elapsed=round(time.monotonic() - began, 3), **dict(result, **extra))
 
-    if not p["path"].startswith("/"):
+    if p["path"] is not None and not p["path"].startswith("/"):
         fail("path must start with '/': %s" % p["path"])
-    obj = p["object"] or p["path"].lstrip("/")
+    obj = p["object"] or (p["path"] or "").lstrip("/") or None
+    result.update(object_picked=obj is None)
     where = "Service %s/%s" % (p["namespace"], p["name"])
 
     # 1. The object, from the bucket: fails fast when it is missing or the credentials are wrong.
+    expected = None
     try:
         client = GcsClient(p["gcs_endpoint"], session_from_params(p), timeout=p["request_timeout"])
-        expected = client.read(p["bucket"], obj)
+        if obj is None:
+            obj = pick_smoke_object(client.list_page(p["bucket"], fields="items(name,size)").get("items", []))
+        if obj is not None:
+            expected = client.read(p["bucket"], obj)
     except GcsError as e:
         if e.status == 404:
             fail("Object gs://%s/%s not found in the bucket (GCS JSON API at %s answered 404)"
-                 % (p["bucket"], obj, p["gcs_endpoint"]))
-        fail("Cannot read gs://%s/%s from the bucket: %s" % (p["bucket"], obj, e))
+                 % (p["bucket"], obj, p["gcs_endpoint"]) if obj else
+                 "Bucket gs://%s not found (GCS JSON API at %s answered 404)" % (p["bucket"], p["gcs_endpoint"]))
+        fail("Cannot read %s from the bucket: %s" % ("gs://%s/%s" % (p["bucket"], obj) if obj else "a listing", e))
+    result.update(object=obj)
+    if obj is None:
+        module.warn("gs://%s has no object of at most 1 MiB in its first 1,000 names to compare: only the 404 of %s "
+                    "was checked (set path or object)" % (p["bucket"], p["missing_path"]))
 
     # 2. The Service's address. A missing Service counts as waiting: it may be being created.
     # The client is made from the auth options alone: get_api_client(module=...) expects
@@ -258,14 +283,22 @@ def main():
     port = p["port"] or ports[0].get("port") or 80
     host = "[%s]" % address if ":" in address else address
     base = "%s://%s:%s" % (p["scheme"], host, port)
-    url = base + p["path"]
-    result.update(address=address, url=url)
+    url = base + (p["path"] or "/" + quote(obj or "", safe="/"))
+    missing_url = base + p["missing_path"]
+    result.update(address=address, url=url if obj else missing_url)
 
-    # 3. The object through the LoadBalancer, until it answers or the deadline.
+    # 3. The object through the LoadBalancer (or, with none, the missing path), until it answers or the deadline.
     remaining = max(1, p["wait_timeout"] - (time.monotonic() - began))
-    status, body, attempts, net_error = fetch_until(url, remaining, p["wait_sleep"], p["request_timeout"],
-                                                    p["validate_certs"])
+    status, body, attempts, net_error = fetch_until(url if obj else missing_url, remaining, p["wait_sleep"],
+                                                    p["request_timeout"], p["validate_certs"],
+                                                    want=200 if obj else 404)
     result.update(status=status, attempts=attempts)
+    if obj is None:
+        if status != 404:
+            fail("GET %s answered %s after %d attempts, not 404%s" % (
+                missing_url, status if status is not None else "nothing", attempts,
+                " (last error: %s)" % net_error if net_error else ""))
+        module.exit_json(checks={"missing": status}, elapsed=round(time.monotonic() - began, 3), **result)
     if status != 200:
         fail("GET %s answered %s after %d attempts%s" % (url, status if status is not None else "nothing", attempts,
                                                          " (last error: %s)" % net_error if net_error else ""))
@@ -292,10 +325,10 @@ def main():
                      % (url, code, len(part)), checks=checks)
         else:
             checks["range"] = None  # an empty object has no first byte to ask for
-        code, _headers, _body = request(base + p["missing_path"], timeout=p["request_timeout"], validate_certs=p["validate_certs"])
+        code, _headers, _body = request(missing_url, timeout=p["request_timeout"], validate_certs=p["validate_certs"])
         checks["missing"] = code
         if code != 404:
-            fail("GET %s%s answered %s, not 404" % (base, p["missing_path"], code), checks=checks)
+            fail("GET %s answered %s, not 404" % (missing_url, code), checks=checks)
     except (URLError, OSError) as e:
         fail("Request to %s failed: %s" % (base, getattr(e, "reason", e)), checks=checks)
 

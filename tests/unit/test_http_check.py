@@ -84,3 +84,12 @@ def test_compare():
     assert compare(b"abc", b"abc") == (True, None)
     matched, message = compare(b"abc", b"abcd")
     assert not matched and "(3 bytes)" in message and "(4 bytes)" in message
+
+
+def test_fetch_can_wait_for_a_404(server):
+    base, scripts = server
+    scripts["/missing"] = [(503, b""), (404, b"no such object")]
+    t = FakeTime()
+    status, _body, attempts, _err = fetch_until(base + "/missing", 30, 1, monotonic=t.monotonic, sleep=t.sleep,
+                                                want=404)
+    assert (status, attempts) == (404, 2)
