@@ -10,14 +10,14 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "collection
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
-def run_render(out, extra_vars):
-    """playbooks/render.yml into the directory out, with extra_vars; the CompletedProcess."""
+def run_render(out, extra_vars, inventory=None):
+    """playbooks/render.yml into the directory out, with extra_vars (and an inventory); the CompletedProcess."""
     import json
     import subprocess
 
     return subprocess.run(
         [str(REPO / ".venv/bin/ansible-playbook"), "playbooks/render.yml", "-e", "render_dir=%s" % out,
-         "-e", json.dumps(extra_vars)],
+         "-e", json.dumps(extra_vars)] + (["-i", str(inventory)] if inventory else []),
         cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
 
 
