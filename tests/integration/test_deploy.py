@@ -11,11 +11,11 @@ import uuid
 
 import pytest
 import requests
-from conftest import REPO, SA_KEY_FILE, pod_exec, recap, redeploy, run_playbook, wait_for
+from conftest import GCS_ENDPOINT, REPO, SA_KEY_FILE, pod_exec, recap, redeploy, run_playbook, wait_for
 
 SEED = REPO / "playbooks/files/seed"
-FINAL_LINE = re.compile(r"gcsfront: gs://(\S+) is served at (http://\S+/) \((\S+): (\d+) bytes, sha256 (\w+)\.\.\. "
-                        r"(matches the bucket|DOES NOT match the bucket)")
+FINAL_LINE = re.compile(r"gcsfront: gs://(\S+) is served at (http://\S+/) \(([^:,]+)(?:, picked from the bucket)?: "
+                        r"(\d+) bytes, sha256 (\w+)\.\.\. (matches the bucket|DOES NOT match the bucket)")
 
 
 def final_line(output):
@@ -40,6 +40,8 @@ def deployed():
 def test_deploy_serves_the_bucket_and_reports_the_url(deployed):
     m = final_line(deployed.stdout)
     assert m.group(6) == "matches the bucket"
+    # The inventory names no smoke object: the deploy picked one from the bucket and says so.
+    assert "index.html, picked from the bucket:" in " ".join(deployed.stdout.split())
     url = m.group(2)
     for name in ("index.html", "file1.txt", "file2.png"):
         body = requests.get(url + name, timeout=10).content
@@ -162,10 +164,25 @@ def assert_no_key_material(objects, probes):
         assert "PRIVATEKEY" not in text, what
 
 
-def test_with_key_auth_no_key_material_is_outside_the_secrets_data(deployed, kube):
+def vaulted_key(tmp_path, key_text):
+    """The key as a user keeps it in Ansible Vault: (a vars file setting gcsfront_key_content, its password file)."""
+    import yaml
+
+    password = tmp_path / "vault-password"
+    password.write_text(uuid.uuid4().hex)
+    vars_file = tmp_path / "key.vault.yml"
+    vars_file.write_text(yaml.safe_dump({"gcsfront_key_content": key_text}))
+    subprocess.run([str(REPO / ".venv/bin/ansible-vault"), "encrypt", "--vault-password-file", str(password),
+                    str(vars_file)], check=True, capture_output=True)
+    assert key_text.split("PRIVATE KEY")[1][:40] not in vars_file.read_text()
+    return vars_file, password
+
+
+def test_with_key_auth_no_key_material_is_outside_the_secrets_data(deployed, kube, tmp_path):
     """Key auth (the 2016 way): every object the deploy made (annotations, ConfigMaps, pod specs and env, events)
     is free of the key, also after a deploy over a Secret that an older, client-side apply left with the key in
-    its annotation."""
+    its annotation. That second deploy takes the key from Ansible Vault (gcsfront_key_content), the inventory's
+    key file made unreadable: the Vault route works end to end and prints no key material."""
     from kubernetes import client
 
     core = client.CoreV1Api(kube)
@@ -178,7 +195,11 @@ def test_with_key_auth_no_key_material_is_outside_the_secrets_data(deployed, kub
            "data": secret.data}
     core.patch_namespaced_secret("gcsfront-gcs-key", "gcsfront",
                                  {"metadata": {"annotations": {last_applied: json.dumps(old)}}})
-    redeploy("-e", "gcsfront_auth=key")
+    vars_file, password = vaulted_key(tmp_path, key_text)
+    proc = redeploy("-e", "gcsfront_auth=key", "-e", "gcsfront_key_file=/nonexistent/key.json",
+                    "-e", "@%s" % vars_file, "--vault-password-file", str(password))
+    assert final_line(proc.stdout).group(6) == "matches the bucket"
+    assert not [p for p in key_probes(key_text) if p in re.sub(r"\s+|\\n", "", proc.stdout)], "key material in the output"
 
     secret = core.read_namespaced_secret("gcsfront-gcs-key", "gcsfront")
     assert last_applied not in (secret.metadata.annotations or {})
@@ -211,6 +232,69 @@ def test_back_to_workload_identity_no_key_is_left_in_the_cluster(deployed, kube)
         assert pod.spec.service_account_name == "gcsfront"
         assert not [v for v in pod.spec.volumes if v.secret], pod.metadata.name
     assert_no_key_material(namespace_objects(kube), key_probes(SA_KEY_FILE.read_text()))
+
+
+def _status_from_node(url):
+    """HTTP status of url for a client inside the substrate's node namespace (source 10.254.254.2); 000: none."""
+    return subprocess.run(["ip", "netns", "exec", "gcsfront-node", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                           "--max-time", "3", url], capture_output=True, text=True, check=False).stdout
+
+
+def test_only_the_allowed_source_ranges_reach_the_load_balancer(deployed, kube):
+    """frontend_service_source_ranges, enforced for real by kube-proxy: the host (10.254.254.1) is let in, a client
+    in the node namespace is dropped; the default lets both in again. Only the Service changes: no rollout."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube)
+    address = core.read_namespaced_service("gcsfront", "gcsfront").status.load_balancer.ingress[0].ip
+    url = "http://%s/file1.txt" % address
+    assert _status_from_node(url) == "200"  # the control: this client is served without ranges
+    try:
+        redeploy("-e", json.dumps({"frontend_service_source_ranges": ["10.254.254.1/32"]}))
+        assert core.read_namespaced_service("gcsfront", "gcsfront").spec.load_balancer_source_ranges == ["10.254.254.1/32"]
+        wait_for(lambda: _status_from_node(url) == "000", 30, interval=1, what="kube-proxy to drop other clients")
+        assert requests.get(url, timeout=10).status_code == 200
+    finally:
+        redeploy()
+    wait_for(lambda: _status_from_node(url) == "200", 30, interval=1, what="kube-proxy to let every client in again")
+
+
+def test_every_scheduling_knob_passes_server_side_dry_run(kube, tmp_path):
+    """Node selector, tolerations, affinity, spread, priority, pod labels and annotations, pull secrets, split
+    resources with limits, the disruption budget, the autoscaler and the Service's access settings, as the API
+    server validates them (the local substrate has no metrics API: the autoscaler is checked, not run)."""
+    import yaml
+    from kubernetes import dynamic
+
+    knobs = {
+        "frontend_resources": {"requests": {"cpu": "200m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+        "frontend_gcsfuse_resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+        "frontend_node_selector": {"cloud.google.com/gke-nodepool": "web"},
+        "frontend_tolerations": [{"key": "dedicated", "operator": "Equal", "value": "web", "effect": "NoSchedule"}],
+        "frontend_affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
+            "weight": 100, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname", "labelSelector": {
+                "matchLabels": {"app.kubernetes.io/name": "gcsfront"}}}}]}},
+        "frontend_priority_class_name": "system-cluster-critical",
+        "frontend_pod_labels": {"team": "web"}, "frontend_pod_annotations": {"example.com/owner": "web"},
+        "frontend_image_pull_secrets": ["regcred"], "frontend_pdb_max_unavailable": 2,
+        "frontend_hpa": True, "frontend_hpa_max_replicas": 6,
+        "frontend_service_source_ranges": ["203.0.113.0/24"], "frontend_service_internal": True,
+    }
+    out = tmp_path / "knobs"
+    run_playbook("playbooks/render.yml", "-e", "render_dir=%s" % out, "-e", json.dumps(knobs))
+    docs = [d for d in yaml.safe_load_all((out / "frontend-workload.yaml").read_text()) if d]
+    assert {"HorizontalPodAutoscaler", "PodDisruptionBudget"} <= {d["kind"] for d in docs}
+    dyn = dynamic.DynamicClient(kube)
+    for doc in docs:
+        doc["metadata"]["namespace"] = "default"
+        resource = dyn.resources.get(api_version=doc["apiVersion"], kind=doc["kind"])
+        applied = resource.server_side_apply(body=doc, name=doc["metadata"]["name"], namespace="default",
+                                             field_manager="gcsfront-test", dry_run="All").to_dict()
+        if doc["kind"] == "HorizontalPodAutoscaler":
+            assert applied["spec"]["maxReplicas"] == 6 and applied["spec"]["minReplicas"] == 3
+        if doc["kind"] == "Deployment":
+            pod = applied["spec"]["template"]["spec"]
+            assert pod["priorityClassName"] == "system-cluster-critical" and pod["imagePullSecrets"] == [{"name": "regcred"}]
 
 
 def _fails_with(args, needle, changed_expected=0):
@@ -270,6 +354,21 @@ def test_mismatching_content_fails_the_smoke_fetch(deployed):
     assert "does not match gs://gcsfront-local/file1.txt" in proc.stdout, proc.stdout[-2000:]
 
 
+def test_a_bucket_with_nothing_to_compare_still_gets_its_404_checked(deployed, gcs_session):
+    """No smoke object given and none in the bucket: the smoke fetch checks a missing name's 404 and says why."""
+    from conftest import ensure_bucket
+
+    ensure_bucket(gcs_session, "gcsfront-empty")
+    proc = subprocess.run(
+        [str(REPO / ".venv/bin/ansible"), "localhost", "-m", "gcsfront.gke.lb_smoke", "-a", json.dumps({
+            "context": "gcsfront-local", "name": "gcsfront", "namespace": "gcsfront", "bucket": "gcsfront-empty",
+            "gcs_endpoint": GCS_ENDPOINT, "gcs_credentials_file": str(SA_KEY_FILE), "wait_timeout": 30})],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    text = " ".join(proc.stdout.split())
+    assert "gs://gcsfront-empty has no object of at most 1 MiB" in text and "missing: 404" in text, text[-2000:]
+
+
 def test_service_without_an_address_times_out(deployed, kube, namespace):
     from kubernetes import client
 
@@ -313,22 +412,46 @@ def test_gke_inventory_manifests_pass_server_side_dry_run(kube, tmp_path, invent
                                    dry_run="All")
 
 
-def test_teardown_removes_the_frontend_and_is_safe_twice(deployed, kube):
-    """playbooks/teardown.yml deletes the frontend and its namespace; a second run changes nothing."""
+def test_teardown_removes_the_frontend_and_is_safe_twice(deployed, kube, gcs_session):
+    """playbooks/teardown.yml deletes what the deploy made (and its grant on the bucket) and keeps the namespace;
+    a second run changes nothing; -e gcsfront_teardown_namespace=true deletes the namespace too."""
     from kubernetes import client
     from kubernetes.client.rest import ApiException
 
     core = client.CoreV1Api(kube)
     address = core.read_namespaced_service("gcsfront", "gcsfront").status.load_balancer.ingress[0].ip
     assert requests.get("http://%s/index.html" % address, timeout=10).status_code == 200
+    member = ("principal://iam.googleapis.com/projects/424242424242/locations/global/workloadIdentityPools/"
+              "gcsfront-local.svc.id.goog/subject/ns/gcsfront/sa/gcsfront")
+
+    def members():
+        policy = gcs_session.get(GCS_ENDPOINT + "/storage/v1/b/gcsfront-local/iam", timeout=10).json()
+        return {m for b in policy.get("bindings", []) for m in b["members"]}
+
+    assert member in members()
     first = run_playbook("playbooks/teardown.yml")
     assert recap(first.stdout)["changed"] >= 1
+    with pytest.raises(requests.ConnectionError):
+        requests.get("http://%s/index.html" % address, timeout=5)
+    core.read_namespace("gcsfront")  # kept
+    apps = client.AppsV1Api(kube)
+    left = {"pods": core.list_namespaced_pod("gcsfront").items, "services": core.list_namespaced_service("gcsfront").items,
+            "configmaps": [c for c in core.list_namespaced_config_map("gcsfront").items
+                           if c.metadata.name != "kube-root-ca.crt"],
+            "secrets": core.list_namespaced_secret("gcsfront").items,
+            "serviceaccounts": [a for a in core.list_namespaced_service_account("gcsfront").items
+                                if a.metadata.name != "default"],
+            "deployments": apps.list_namespaced_deployment("gcsfront").items,
+            "replicasets": apps.list_namespaced_replica_set("gcsfront").items,
+            "pdbs": client.PolicyV1Api(kube).list_namespaced_pod_disruption_budget("gcsfront").items}
+    assert not {k: [o.metadata.name for o in v] for k, v in left.items() if v}
+    assert member not in members()
+    assert recap(run_playbook("playbooks/teardown.yml").stdout)["changed"] == 0
+
+    run_playbook("playbooks/teardown.yml", "-e", "gcsfront_teardown_namespace=true")
     with pytest.raises(ApiException) as gone:
         core.read_namespace("gcsfront")
     assert gone.value.status == 404
-    with pytest.raises(requests.ConnectionError):
-        requests.get("http://%s/index.html" % address, timeout=5)
-    assert recap(run_playbook("playbooks/teardown.yml").stdout)["changed"] == 0
 
 
 # csi mode and the checks of the cluster before any change: none of these tests deploys (they render, dry-run and

@@ -129,7 +129,7 @@ def site_with_not_found_page(kube, gcs_session):
     put(gcs_session, page, b"<p>no such page</p>", "text/html; charset=utf-8", cacheControl="max-age=60")
     namespace = "gcsfront-website"
     args = ["-e", "gcsfront_namespace=%s" % namespace, "-e", "gcsfront_replicas=1",
-            "-e", "frontend_website_not_found_page=%s" % page]
+            "-e", "frontend_website_not_found_page=%s" % page, "-e", "gcsfront_teardown_namespace=true"]
     try:
         run_playbook("deploy.yml", "--skip-tags", "local_cluster", *args, timeout=900)
         yield "http://%s" % lb_address(kube, namespace, "gcsfront")
