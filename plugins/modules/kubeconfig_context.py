@@ -52,6 +52,33 @@ options:
   client_key_data:
     description: PEM of the client key.
     type: str
+  user_exec:
+    description:
+      - An exec credential plugin the user gets its credentials from, instead of a client certificate, for example
+        C(gke-gcloud-auth-plugin) for GKE.
+      - Mutually exclusive with O(client_certificate_data) and O(client_key_data).
+    type: dict
+    version_added: 0.2.0
+    suboptions:
+      command:
+        description: The plugin's command, looked up on E(PATH).
+        type: str
+        required: true
+      args:
+        description: Its arguments.
+        type: list
+        elements: str
+      api_version:
+        description: The C(client.authentication.k8s.io) version of the plugin's input and output.
+        type: str
+        default: client.authentication.k8s.io/v1beta1
+      provide_cluster_info:
+        description: Pass the cluster's entry to the plugin (E(KUBERNETES_EXEC_INFO)).
+        type: bool
+        default: false
+      install_hint:
+        description: What a client tells the user when the command is missing.
+        type: str
   set_current:
     description: Make O(name) the current context when none is set, or always with V(always).
     type: str
@@ -70,6 +97,16 @@ EXAMPLES = r"""
     client_certificate_data: "{{ lookup('ansible.builtin.file', 'pki/admin.crt') }}"
     client_key_data: "{{ lookup('ansible.builtin.file', 'pki/admin.key') }}"
   no_log: true
+
+- name: Merge a GKE cluster whose user gets its tokens from gke-gcloud-auth-plugin, as gcloud does.
+  gcsfront.gke.kubeconfig_context:
+    path: ~/.kube/config
+    name: gke_my-project_asia-northeast1-a_gcsfront-cluster1
+    server: https://34.84.0.10
+    certificate_authority_data: "{{ cluster.cluster.certificate_authority_data }}"
+    user_exec:
+      command: gke-gcloud-auth-plugin
+      provide_cluster_info: true
 
 - name: Remove it again.
   gcsfront.gke.kubeconfig_context:
@@ -112,6 +149,18 @@ def _upsert(entries, name, key, value):
     return entries + [entry]
 
 
+def _exec(spec):
+    """A kubeconfig user's exec entry, keyed as client-go and gcloud write it."""
+    entry = {"apiVersion": spec.get("api_version") or "client.authentication.k8s.io/v1beta1",
+             "command": spec["command"]}
+    if spec.get("args"):
+        entry["args"] = list(spec["args"])
+    if spec.get("install_hint"):
+        entry["installHint"] = spec["install_hint"]
+    entry["provideClusterInfo"] = bool(spec.get("provide_cluster_info"))
+    return entry
+
+
 def merge(config, p):
     """Return a new kubeconfig dict with the entries of p applied (pure: no I/O)."""
     new = dict(config)
@@ -127,6 +176,8 @@ def merge(config, p):
             user["client-certificate-data"] = _b64(p["client_certificate_data"])
         if p["client_key_data"]:
             user["client-key-data"] = _b64(p["client_key_data"])
+        if p.get("user_exec"):
+            user["exec"] = _exec(p["user_exec"])
         new["clusters"] = _upsert(config.get("clusters"), name, "cluster", cluster)
         new["users"] = _upsert(config.get("users"), name, "user", user)
         new["contexts"] = _upsert(config.get("contexts"), name, "context", {"cluster": name, "user": name})
@@ -156,9 +207,17 @@ def main():
             certificate_authority_data=dict(type="str"),
             client_certificate_data=dict(type="str"),
             client_key_data=dict(type="str", no_log=True),
+            user_exec=dict(type="dict", options=dict(
+                command=dict(type="str", required=True),
+                args=dict(type="list", elements="str"),
+                api_version=dict(type="str", default="client.authentication.k8s.io/v1beta1"),
+                provide_cluster_info=dict(type="bool", default=False),
+                install_hint=dict(type="str"),
+            )),
             set_current=dict(type="str", choices=["never", "if_unset", "always"], default="if_unset"),
         ),
         required_if=[("state", "present", ("server",))],
+        mutually_exclusive=[("user_exec", "client_certificate_data"), ("user_exec", "client_key_data")],
         supports_check_mode=True,
     )
     if yaml is None:

@@ -6,26 +6,15 @@ that server; any other address would go to a proxy on 127.0.0.1:9 that does not 
 from __future__ import annotations
 
 import copy
-import http.server
-import json
-import os
-import pathlib
-import re
-import subprocess
 import threading
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from conftest import adhoc, stand_in
 
 from ansible_collections.gcsfront.gke.plugins.module_utils._gcs import (
     member_problem, role_members, role_problem, with_member)
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
-ANSIBLE = REPO / ".venv/bin/ansible"
-ENV = dict(os.environ, ANSIBLE_CALLBACK_RESULT_FORMAT="json", ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
-           http_proxy="http://127.0.0.1:9", HTTP_PROXY="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9",
-           HTTPS_PROXY="http://127.0.0.1:9", all_proxy="http://127.0.0.1:9", no_proxy="127.0.0.1",
-           NO_PROXY="127.0.0.1")
 
 VIEWER = "roles/storage.objectViewer"
 WI = ("principal://iam.googleapis.com/projects/424242424242/locations/global/workloadIdentityPools/"
@@ -198,46 +187,16 @@ def _error(status, message):
 @pytest.fixture
 def fake():
     iam = FakeIam("gcsfront-local")
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def _serve(self):
-            length = int(self.headers.get("Content-Length") or 0)
-            body = json.loads(self.rfile.read(length)) if length else None
-            status, answer = iam.answer(self.command, self.path, body)
-            data = json.dumps(answer).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=UTF-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_PUT = _serve  # noqa: N815 - the stdlib's names
-
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    iam.endpoint = "http://127.0.0.1:%d" % httpd.server_address[1]
+    iam.endpoint, stop = stand_in(lambda method, path, body, _headers: iam.answer(method, path, body))
     yield iam
-    httpd.shutdown()
-    httpd.server_close()
+    stop()
 
 
 def run(fake, *flags, **args):
     """(state, result, other output) of one ad-hoc run of the module; the other output holds a --diff."""
     args = dict(dict(bucket=fake.bucket, role=VIEWER, member=WI, gcs_endpoint=fake.endpoint, gcs_anonymous=True),
                 **args)
-    argv = [str(ANSIBLE), "localhost", "-m", "gcsfront.gke.gcs_bucket_iam_member", "-a", json.dumps(args), *flags]
-    proc = subprocess.run(argv, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          check=False, timeout=120)
-    m = re.search(r"^localhost \| (SUCCESS|CHANGED|FAILED!) => ", proc.stdout, re.M)
-    assert m, proc.stdout[-2000:] + proc.stderr[-2000:]
-    result, end = json.JSONDecoder().raw_decode(proc.stdout, m.end())
-    return m.group(1), result, proc.stdout[:m.start()] + proc.stdout[end:]
+    return adhoc("gcsfront.gke.gcs_bucket_iam_member", args, *flags)
 
 
 def test_grant_then_grant_again(fake):

@@ -3,22 +3,13 @@ with the substrate it targets."""
 
 from __future__ import annotations
 
-import pathlib
 import shutil
 
 import pytest
 import yaml
-from conftest import run_render
+from conftest import REPO, inventory_vars, run_render
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
 INVENTORIES = ["local", "cluster1", "cluster2", "cluster3", "cluster4"]
-
-
-def inventory_vars(name):
-    merged = {}
-    for path in sorted((REPO / "inventories" / name / "group_vars/all").iterdir()):
-        merged.update(yaml.safe_load(path.read_text()) or {})
-    return merged
 
 
 @pytest.mark.parametrize("name", INVENTORIES)

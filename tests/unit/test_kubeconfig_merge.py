@@ -62,3 +62,15 @@ def test_absent_removes_only_ours_and_clears_current():
 @pytest.mark.parametrize("secret", ["S0VZIFBFTQ==", "Q0VSVCBQRU0="])
 def test_redacted_diff_hides_credentials(secret):
     assert secret not in redacted(merge({}, PARAMS))
+
+
+def test_a_user_can_run_an_exec_plugin_as_gcloud_writes_it():
+    params = dict(PARAMS, name="gke_p_z_c", client_certificate_data=None, client_key_data=None,
+                  user_exec={"command": "gke-gcloud-auth-plugin", "args": None, "install_hint": "install it",
+                             "api_version": "client.authentication.k8s.io/v1beta1", "provide_cluster_info": True})
+    config = merge({}, params)
+    assert config["users"] == [{"name": "gke_p_z_c", "user": {"exec": {
+        "apiVersion": "client.authentication.k8s.io/v1beta1", "command": "gke-gcloud-auth-plugin",
+        "installHint": "install it", "provideClusterInfo": True}}}]
+    assert config["clusters"][0]["cluster"]["certificate-authority-data"] == "Q0EgUEVN"
+    assert merge(config, params) == config
