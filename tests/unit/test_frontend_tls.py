@@ -15,6 +15,7 @@ import json
 import pathlib
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -22,6 +23,9 @@ import pytest
 import yaml
 from conftest import REPO, run_render
 from test_frontend_nginx import Pod
+
+sys.path.insert(0, str(REPO / "tests"))
+from curl_check import curl  # noqa: E402  (tests/curl_check.py)
 
 NAME = "www.gcsfront.test"
 DATA = b"0123456789"
@@ -197,17 +201,6 @@ def test_preflight_refuses_settings_that_do_not_fit(tmp_path, extra_vars, line):
     proc = run_render(tmp_path / "render", extra_vars)
     assert proc.returncode != 0 and line in proc.stdout, proc.stdout[-2000:]
     assert KEY_VALUE not in proc.stdout + proc.stderr
-
-
-def curl(*args):
-    """curl; (exit code, status, headers, body, stderr)."""
-    proc = subprocess.run(["curl", "-sS", "--noproxy", "*", "-m", "10", "-D", "-", "-o", "-", *args],
-                          capture_output=True, timeout=20, check=False)
-    head, _blank, body = proc.stdout.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1]) if proc.returncode == 0 else None
-    fields = {n.strip().lower(): v.strip() for n, _c, v in (line.partition(":") for line in lines[1:])}
-    return proc.returncode, status, fields, body, proc.stderr.decode()
 
 
 class TlsPod:
