@@ -94,6 +94,16 @@ def test_the_key_is_in_the_tls_secret_only_and_the_pods_carry_its_checksum(site,
     assert "PRIVATE KEY" not in json.dumps(config.data)
 
 
+def test_a_named_tls_secret_that_is_missing_stops_the_deploy_in_one_line(site):
+    del site  # in its namespace; the deploy stops before the workload is applied
+    proc = run_playbook("deploy.yml", "--skip-tags", "local_cluster", "-e", "gcsfront_namespace=%s" % NAMESPACE,
+                        "-e", "gcsfront_replicas=1", "-e", "frontend_tls_secret=gcsfront-missing", timeout=300,
+                        check=False)
+    assert proc.returncode != 0
+    assert ("frontend: the TLS Secret %s/gcsfront-missing (frontend_tls_secret) does not exist" % NAMESPACE
+            in proc.stdout), proc.stdout[-3000:]
+
+
 def test_the_gateway_and_its_routes_pass_a_server_side_dry_run(site, tmp_path):
     del site  # its namespace holds the dry run
     out = tmp_path / "render"
