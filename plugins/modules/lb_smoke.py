@@ -39,7 +39,7 @@ options:
     type: str
     default: default
   port:
-    description: Port of the Service to connect to. Defaults to its first port.
+    description: Port of the Service to connect to. Defaults to its port named as O(scheme), else its first port.
     type: int
   scheme:
     description: Scheme of the URL.
@@ -82,6 +82,17 @@ options:
     type: bool
     default: true
     aliases: [lb_validate_certs]
+  server_name:
+    description:
+      - With O(scheme=https), the host name the certificate names. The module connects to the LoadBalancer's
+        address, presents this name (SNI), checks the certificate against it and sends it as C(Host), as
+        C(curl --resolve NAME:PORT:ADDRESS) does.
+    type: str
+  ca_path:
+    description:
+      - With O(scheme=https), a PEM bundle of the CAs the certificate is checked against, for a private CA.
+        Defaults to the system's.
+    type: path
 seealso:
   - module: kubernetes.core.k8s
   - module: gcsfront.gke.service_account_key
@@ -214,6 +225,8 @@ def argument_spec():
         wait_sleep=dict(type="int", default=5),
         request_timeout=dict(type="int", default=10),
         validate_certs=dict(type="bool", default=True, aliases=["lb_validate_certs"]),
+        server_name=dict(type="str"),
+        ca_path=dict(type="path"),
     )
     return spec
 
@@ -280,7 +293,8 @@ def main():
             why += "; last error: %s" % first_line(last_error, 200)
         fail("Timed out after %ds waiting for %s to get a LoadBalancer address (%s)" % (p["wait_timeout"], where, why))
     ports = (found["service"].get("spec") or {}).get("ports") or [{}]
-    port = p["port"] or ports[0].get("port") or 80
+    named = {item.get("name"): item.get("port") for item in ports}
+    port = p["port"] or named.get(p["scheme"]) or ports[0].get("port") or 80
     host = "[%s]" % address if ":" in address else address
     base = "%s://%s:%s" % (p["scheme"], host, port)
     url = base + (p["path"] or "/" + quote(obj or "", safe="/"))
@@ -289,9 +303,10 @@ def main():
 
     # 3. The object through the LoadBalancer (or, with none, the missing path), until it answers or the deadline.
     remaining = max(1, p["wait_timeout"] - (time.monotonic() - began))
+    tls = {"server_name": p["server_name"], "ca_path": p["ca_path"]}
     status, body, attempts, net_error = fetch_until(url if obj else missing_url, remaining, p["wait_sleep"],
                                                     p["request_timeout"], p["validate_certs"],
-                                                    want=200 if obj else 404)
+                                                    want=200 if obj else 404, **tls)
     result.update(status=status, attempts=attempts)
     if obj is None:
         if status != 404:
@@ -310,7 +325,8 @@ def main():
     # 4. HEAD, Range and a missing path.
     checks = {}
     try:
-        code, headers, _body = request(url, "HEAD", timeout=p["request_timeout"], validate_certs=p["validate_certs"])
+        code, headers, _body = request(url, "HEAD", timeout=p["request_timeout"], validate_certs=p["validate_certs"],
+                                       **tls)
         checks["head"] = code
         length = {k.lower(): v for k, v in headers.items()}.get("content-length")
         if code != 200 or str(length) != str(len(expected)):
@@ -318,14 +334,15 @@ def main():
                  checks=checks)
         if expected:
             code, _headers, part = request(url, headers={"Range": "bytes=0-0"}, timeout=p["request_timeout"],
-                                           validate_certs=p["validate_certs"])
+                                           validate_certs=p["validate_certs"], **tls)
             checks["range"] = code
             if code != 206 or part != expected[:1]:
                 fail("Range bytes=0-0 on %s answered %s with %d bytes, not 206 with the object's first byte"
                      % (url, code, len(part)), checks=checks)
         else:
             checks["range"] = None  # an empty object has no first byte to ask for
-        code, _headers, _body = request(missing_url, timeout=p["request_timeout"], validate_certs=p["validate_certs"])
+        code, _headers, _body = request(missing_url, timeout=p["request_timeout"], validate_certs=p["validate_certs"],
+                                        **tls)
         checks["missing"] = code
         if code != 404:
             fail("GET %s answered %s, not 404" % (missing_url, code), checks=checks)

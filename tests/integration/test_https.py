@@ -46,8 +46,8 @@ def pki(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def site(kube, pki):
-    """The TLS frontend's LoadBalancer address; the frontend and its namespace are removed afterwards."""
+def deployment(kube, pki):
+    """The TLS frontend: (its LoadBalancer address, the deploy's output); it and its namespace are removed afterwards."""
     # The key goes to ansible-playbook in a file only its owner reads, never on a command line.
     extra = pki / "vars.json"
     extra.touch(mode=0o600)
@@ -55,13 +55,28 @@ def site(kube, pki):
         "gcsfront_namespace": NAMESPACE, "gcsfront_replicas": 1,
         "frontend_tls_certificate": (pki / "tls.crt").read_text(),
         "frontend_tls_private_key": (pki / "tls.key").read_text(),
-        "frontend_tls_server_names": [NAME], "frontend_tls_redirect_http": True, "frontend_tls_hsts_max_age": 600}))
+        "frontend_tls_server_names": [NAME], "frontend_tls_redirect_http": True, "frontend_tls_hsts_max_age": 600,
+        "gcsfront_smoke_ca_path": str(pki / "ca.pem")}))
     args = ["-e", "gcsfront_namespace=%s" % NAMESPACE, "-e", "gcsfront_replicas=1", "-e", "gcsfront_teardown_namespace=true"]
     try:
-        run_playbook("deploy.yml", "--skip-tags", "local_cluster", "-e", "@%s" % extra, timeout=600)
-        yield lb_address(kube, NAMESPACE, "gcsfront")
+        deployed = run_playbook("deploy.yml", "--skip-tags", "local_cluster", "-e", "@%s" % extra, timeout=600)
+        yield lb_address(kube, NAMESPACE, "gcsfront"), deployed.stdout
     finally:
         run_playbook("playbooks/teardown.yml", *args, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def site(deployment):
+    """The TLS frontend's LoadBalancer address."""
+    return deployment[0]
+
+
+def test_the_deploys_smoke_fetch_goes_over_https_by_name(deployment):
+    """HTTP redirects to HTTPS: deploy.yml's smoke fetch connects to the address with the server name (SNI, the
+    certificate checked against the test's CA) and reports the URL by that name."""
+    _address, output = deployment
+    text = " ".join(output.split())
+    assert "as https://%s/" % NAME in text and "matches the bucket" in text, text[-2000:]
 
 
 def test_https_serves_the_buckets_bytes_for_its_name(site, pki):

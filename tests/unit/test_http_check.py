@@ -93,3 +93,47 @@ def test_fetch_can_wait_for_a_404(server):
     status, _body, attempts, _err = fetch_until(base + "/missing", 30, 1, monotonic=t.monotonic, sleep=t.sleep,
                                                 want=404)
     assert (status, attempts) == (404, 2)
+
+
+def test_https_by_name_to_an_address_checks_the_certificate_against_that_name(tmp_path):
+    """request(server_name=...) presents the name (SNI), checks the certificate against it and the given CA, and
+    sends it as Host: what curl --resolve NAME:PORT:ADDRESS does. Another name fails the check."""
+    import http.server
+    import ssl
+    import subprocess
+    import threading
+    from urllib.error import URLError
+
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", str(tmp_path / "key.pem"), "-out", str(tmp_path / "cert.pem"), "-days", "1",
+                    "-subj", "/CN=www.gcsfront.test", "-addext", "subjectAltName=DNS:www.gcsfront.test"],
+                   check=True, capture_output=True)
+    seen = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the stdlib's name
+            seen["host"] = self.headers["Host"]
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(tmp_path / "cert.pem"), str(tmp_path / "key.pem"))
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = "https://127.0.0.1:%d/file1.txt" % httpd.server_address[1]
+    try:
+        status, _headers, body = request(url, server_name="www.gcsfront.test", ca_path=str(tmp_path / "cert.pem"))
+        assert (status, body, seen["host"]) == (200, b"ok", "www.gcsfront.test")
+        with pytest.raises(URLError):
+            request(url, server_name="other.gcsfront.test", ca_path=str(tmp_path / "cert.pem"))
+        with pytest.raises(URLError):  # the system's CAs do not know this one
+            request(url, server_name="www.gcsfront.test")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
