@@ -262,7 +262,7 @@ def test_only_the_allowed_source_ranges_reach_the_load_balancer(deployed, kube):
 def test_every_scheduling_knob_passes_server_side_dry_run(kube, tmp_path):
     """Node selector, tolerations, affinity, spread, priority, pod labels and annotations, pull secrets, split
     resources with limits, the disruption budget, the autoscaler and the Service's access settings, as the API
-    server validates them (the local substrate has no metrics API: the autoscaler is checked, not run)."""
+    server validates them (the autoscaler runs for real in test_autoscaling.py)."""
     import yaml
     from kubernetes import dynamic
 
