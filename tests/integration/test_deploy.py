@@ -367,7 +367,7 @@ def test_a_frontend_for_an_empty_bucket_gets_ready_and_its_404_checked(deployed,
         proc = redeploy(*args)
         text = " ".join(proc.stdout.split())
         assert "gs://gcsfront-empty has no object of at most 1 MiB" in text, text[-3000:]
-        assert "(the bucket has no small object to compare: only a missing name's 404 was checked" in text
+        assert "(the bucket has no small object to compare: only the 404 of a missing name was checked" in text
         status = client.AppsV1Api(kube).read_namespaced_deployment("gcsfront", "gcsfront-empty").status
         assert status.ready_replicas == 1
     finally:
