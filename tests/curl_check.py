@@ -5,12 +5,14 @@ from __future__ import annotations
 import subprocess
 
 
-def curl(*args):
+def curl(*args, netns=None):
     """One curl request, never through a proxy: (exit code, status, {header: value}, body, stderr).
 
+    netns: run it inside that network namespace (a pod address is reachable only from the node's).
     The status is None when curl failed (exit code 35: the TLS handshake, 7: the connection).
     """
-    proc = subprocess.run(["curl", "-sS", "--noproxy", "*", "-m", "10", "-D", "-", "-o", "-", *args],
+    inside = ["ip", "netns", "exec", netns] if netns else []
+    proc = subprocess.run([*inside, "curl", "-sS", "--noproxy", "*", "-m", "10", "-D", "-", "-o", "-", *args],
                           capture_output=True, timeout=20, check=False)
     head, _blank, body = proc.stdout.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")

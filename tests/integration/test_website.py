@@ -12,12 +12,15 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import subprocess
+import sys
 import time
 
 import pytest
 import yaml
 from conftest import GCS_ENDPOINT, NETNS, REPO, lb_address, run_playbook, wait_for
+
+sys.path.insert(0, str(REPO / "tests"))
+import curl_check  # noqa: E402  (tests/curl_check.py)
 
 FRONTEND = yaml.safe_load((REPO / "roles/frontend/defaults/main.yml").read_text())
 # A change is served once a listing has seen it: the interval, the listing, and nginx's one-second poll.
@@ -44,17 +47,10 @@ def put(gcs_session, name, data, content_type, **metadata):
 
 def curl(ip, path, *headers):
     """GET path from one replica (its pod address, inside the node namespace): (status, headers, raw body)."""
-    args = ["ip", "netns", "exec", NETNS, "curl", "-sS", "--noproxy", "*", "-m", "10", "-D", "-", "-o", "-"]
-    for header in headers:
-        args += ["-H", header]
-    out = subprocess.run(args + ["http://%s:8080%s" % (ip, path)], capture_output=True, check=True, timeout=20).stdout
-    head, _blank, body = out.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    fields = {}
-    for line in lines[1:]:
-        name, _colon, value = line.partition(":")
-        fields[name.strip().lower()] = value.strip()
-    return int(lines[0].split()[1]), fields, body
+    rc, status, fields, body, err = curl_check.curl(*[arg for h in headers for arg in ("-H", h)],
+                                                    "http://%s:8080%s" % (ip, path), netns=NETNS)
+    assert rc == 0, err
+    return status, fields, body
 
 
 @pytest.fixture(scope="module")
