@@ -26,8 +26,10 @@ def final_line(output):
 
 
 def error_lines(output):
-    return [ln for ln in output.splitlines() if ln.startswith(("fatal:", "[ERROR]")) or '"msg":' in ln
-            or ln.strip().startswith("msg:")]
+    lines = output.splitlines()
+    # A role's argument_specs validation names the bad option on the line after its [ERROR] line.
+    return [ln for i, ln in enumerate(lines) if ln.startswith(("fatal:", "[ERROR]")) or '"msg":' in ln
+            or ln.strip().startswith("msg:") or (i > 0 and lines[i - 1].endswith("Validation of arguments failed:"))]
 
 
 @pytest.fixture(scope="module")
@@ -311,10 +313,10 @@ def _fails_with(args, needle, changed_expected=0):
     (["-e", "gcsfront_bucket=Not_A..Bucket!"], "invalid bucket name"),
     (["-e", "gcsfront_kube_context=no-such-context"], "kube context 'no-such-context' is missing"),
     (["-e", "frontend_catalog_interval=1"], "frontend_catalog_interval 5-3600 seconds"),
-    (["-e", "frontend_nginx_miss_rate=fast"], "frontend_nginx_miss_rate and frontend_nginx_miss_burst whole"),
-    (["-e", "frontend_catalog=maybe"], "frontend_catalog and frontend_website_from_bucket must be true or false"),
+    (["-e", "frontend_nginx_miss_rate=fast"], "'frontend_nginx_miss_rate' is of type str and we were unable to convert to int"),
+    (["-e", "frontend_catalog=maybe"], "'frontend_catalog' is of type str and we were unable to convert to bool"),
     (["-e", "frontend_website_not_found_page=/404.html"], "frontend_website_not_found_page an object name without a"),
-    (["-e", "gcsfront_auth=token"], "frontend_auth must be key or workload_identity"),
+    (["-e", "gcsfront_auth=token"], "value of frontend_auth must be one of: key, workload_identity, got: token"),
     (["-e", "gcsfront_metadata_host="], "workload_identity on the local substrate needs frontend_metadata_host"),
     (["-e", "gcsfront_project_number=", "-e", "gcsfront_project_id="], "workload_identity needs frontend_project_id"),
     # Not granted here, and not granted before: stop, naming the binding, before the workload changes.

@@ -291,7 +291,9 @@ def test_csi_mode_has_no_privileged_container_and_serves_the_drivers_mount(tmp_p
 
 @pytest.mark.parametrize("extra,needle", [
     ({"frontend_auth": "key"}, "the CSI driver refuses key files: use workload_identity"),
-    ({"frontend_csi_sidecar_resources": {"cpu": "1"}}, "frontend_csi_sidecar_resources takes cpu-limit"),
+    # The names are the argument spec's suboptions (entry point preflight).
+    ({"frontend_csi_sidecar_resources": {"cpu": "1"}},
+     "frontend_csi_sidecar_resources.cpu. Supported parameters include: cpu-limit"),
 ])
 def test_csi_mode_stops_before_rendering_on_bad_input(tmp_path, extra, needle):
     proc = run_render(tmp_path, dict(CSI, frontend_mount_mode="csi", **extra))
