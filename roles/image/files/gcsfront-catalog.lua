@@ -41,7 +41,7 @@ function M.fields(value)
 end
 
 -- Called from init_by_lua_block: the two object dicts, the control dict, the catalog directory, the
--- Cache-Control sent when an object has none ("" for none), and the location that paces unknown names (or nil).
+-- Cache-Control sent when an object has none ("" for none), and the location that answers unknown names.
 function M.configure(options)
     settings.objects = {a = ngx.shared[options.objects[1]], b = ngx.shared[options.objects[2]]}
     settings.control = ngx.shared[options.control]
@@ -257,8 +257,6 @@ function M.route()
         local value = main_page ~= "" and lookup(dict, state, name .. main_page)
         if value then
             ngx.req.set_uri("/" .. name .. main_page, false)
-            -- For the cache refresh, which asks the mount by path: the page's own, escaped.
-            ngx.var.gcsfront_path = ngx.var.request_uri:match("^[^?]*") .. ngx.escape_uri(main_page)
             return known(value)
         end
     else
@@ -267,14 +265,12 @@ function M.route()
             return known(value)
         end
         if main_page ~= "" and lookup(dict, state, name .. "/" .. main_page) then
+            ngx.var.gcsfront_decided = "1"
             local args = ngx.var.args
             return ngx.redirect(ngx.var.request_uri:match("^[^?]*") .. "/" .. (args and "?" .. args or ""), 301)
         end
     end
-    if settings.unknown_location then
-        return ngx.exec(settings.unknown_location)
-    end
-    return ngx.exit(ngx.HTTP_NOT_FOUND)
+    return ngx.exec(settings.unknown_location)
 end
 
 -- rewrite_by_lua of the not-found location: the page becomes the URI to fetch (and to cache under), or a plain 404.
@@ -286,15 +282,34 @@ function M.not_found_page()
         return ngx.exit(ngx.HTTP_NOT_FOUND)
     end
     ngx.req.set_uri("/" .. page, false)
-    ngx.var.gcsfront_object = value
 end
 
--- header_filter_by_lua: the object's stored headers replace what nginx guessed from the name. The mount's own
--- validators are kept in $gcsfront_mount_validators (ETag, tab, Last-Modified) for the cache refresh, which asks
--- the mount with them. (Request variables, not ngx.ctx: a table per request costs a warm request about a tenth.)
+-- For the front's cache refresh: whether the object an entry was filled with (its X-Gcsfront-Object header,
+-- "checksum name") has changed in the catalog since: true or false, or nil while the catalog is not trusted.
+function M.changed(filled_with)
+    local dict, state = active()
+    if not dict then
+        return nil
+    end
+    local checksum, name = filled_with:match("^(%d+) (.*)$")
+    if not checksum then
+        return true
+    end
+    local value = dict:get(ngx.unescape_uri(name))
+    return not value or tostring(ngx.crc32_long(value)) ~= checksum
+end
+
+-- header_filter_by_lua of the catalog server: the object's stored headers replace what nginx guessed from the
+-- name, and the front caches them with the answer. Two headers are for the front's cache refresh (the front
+-- hides them from clients): X-Gcsfront-Object, the object the answer was made of ("checksum name": a changed
+-- catalog entry is fetched again), and X-Gcsfront-Mount-Validators (ETag, tab, Last-Modified), the mount's own,
+-- which the refresh asks the mount with.
 function M.headers()
     local value = ngx.var.gcsfront_object
     if value == "" then
+        if ngx.var.gcsfront_decided == "1" and not ngx.var.http_x_gcsfront_refresh then
+            ngx.header["X-Accel-Expires"] = "0"  -- a redirect of the catalog's own: the next catalog may differ
+        end
         return
     end
     local status = ngx.status
@@ -332,11 +347,12 @@ function M.headers()
     -- The object's validators only on its own bytes: gcsfuse gives a file the object's update time, so the
     -- answer's Last-Modified says which version the cache holds. While the catalog and the cache disagree (one
     -- has not caught up with a change yet), the mount's validators stay: an ETag always names the bytes sent.
+    header["X-Gcsfront-Object"] = ngx.crc32_long(value) .. " " .. ngx.escape_uri(ngx.var.uri:sub(2))
     local mount_last_modified = header["Last-Modified"]
     if object.last_modified == "" or mount_last_modified ~= object.last_modified then
         return
     end
-    ngx.var.gcsfront_mount_validators = (header["ETag"] or "") .. "\t" .. mount_last_modified
+    header["X-Gcsfront-Mount-Validators"] = (header["ETag"] or "") .. "\t" .. mount_last_modified
     header["ETag"] = object.etag
 end
 
