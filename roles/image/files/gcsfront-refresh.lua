@@ -106,7 +106,7 @@ local function refresh(premature, key, path, cached_status, validators, filled_w
         ngx.log(ngx.INFO, "gcsfront: refreshing ", path, " failed, serving what the cache holds: ", detail)
     elseif changed then
         local stored
-        stored, detail = head(settings.refresh_socket, path, {["X-Gcsfront-Refresh"] = "1"})
+        stored, detail = head(settings.refresh_socket, path, {})
         if not stored or stored >= 500 then
             ngx.log(ngx.WARN, "gcsfront: ", path, " changed in the bucket, fetching it failed: ", detail)
         end
@@ -124,6 +124,9 @@ function M.after_request()
     local key = ngx.var.uri
     local period = ngx.status == 404 and settings.not_found_valid or settings.valid
     if cache_status ~= "HIT" and cache_status ~= "STALE" and cache_status ~= "UPDATING" then
+        if ngx.var.upstream_http_x_accel_expires == "0" then
+            return  -- not cached (the catalog server's own 404 or redirect): nothing to refresh
+        end
         dict:set("checked:" .. key, true, period)  -- just fetched from the mount
         return
     end
