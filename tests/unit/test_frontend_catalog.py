@@ -20,7 +20,7 @@ import urllib.parse
 
 import pytest
 # pod needs confs beside it: both are fixtures, found by name in this module.
-from test_frontend_nginx import REPO, confs, pod  # noqa: F401  pylint: disable=unused-import
+from test_frontend_nginx import REPO, after_the_refresh, confs, pod  # noqa: F401  pylint: disable=unused-import
 
 BUCKET = "site"
 UPDATED = "2026-11-29T10:00:00.000Z"
@@ -181,14 +181,20 @@ def test_an_unknown_name_gets_the_not_found_page_without_the_mount(site, pod):  
     assert pod.get("/odd%20name%3F.txt").content == b"spaces and a question mark"
 
 
-def test_metadata_changes_are_served_after_the_next_listing(site, pod):  # noqa: F811
+def test_metadata_changes_are_served_after_the_next_listing_and_the_entrys_refresh(site, pod):  # noqa: F811
     site.list_once()
     assert pod.get("/file1.txt").headers["Content-Type"] == "text/plain"
+    # The cached answer keeps the headers it was filled with until its refresh sees the catalog's change; the
+    # bytes did not change, so only the catalog can tell.
     site.objects["file1.txt"]["contentType"] = "application/json"
     site.objects["file1.txt"]["cacheControl"] = "max-age=5"
     site.list_once()
+    after_the_refresh(pod, "/file1.txt", lambda r: r.headers["Content-Type"] == "application/json",
+                      "the changed metadata was never served")
     r = pod.get("/file1.txt")
-    assert (r.headers["Content-Type"], r.headers["Cache-Control"]) == ("application/json", "max-age=5")
+    assert (r.headers["Content-Type"], r.headers["Cache-Control"], r.headers["X-Cache-Status"]) == (
+        "application/json", "max-age=5", "HIT")
+    assert "X-Gcsfront-Object" not in r.headers and "X-Gcsfront-Mount-Validators" not in r.headers
 
 
 def test_the_website_settings_can_come_from_the_bucket(site, pod):  # noqa: F811

@@ -78,16 +78,33 @@ function M.changed(cached_status, had_validators, status)
     return status ~= cached_status  -- a 404 (or a redirect) entry: only a different answer is a change
 end
 
-local function refresh(premature, key, path, cached_status, validators)
+-- Whether the catalog says the entry's object changed (see gcsfront-catalog.lua's changed): nil when the entry
+-- was not filled from the catalog or the catalog is not trusted.
+local function catalog_changed(filled_with)
+    if not filled_with then
+        return nil
+    end
+    return require("gcsfront.catalog").changed(filled_with)
+end
+
+local function refresh(premature, key, path, cached_status, validators, filled_with)
     if premature then
         return  -- nginx is reloading or stopping
     end
     local dict = settings.dict
-    local status, detail = head(settings.mount_socket, path, validators)
-    if not status or status >= 500 then
+    local status, detail, changed
+    if catalog_changed(filled_with) then
+        -- The object or its metadata changed: fetched again, whatever the mount's stat cache says yet.
+        changed = true
+    else
+        -- The catalog saw no change (or cannot say): the mount is asked whether the bytes changed.
+        status, detail = head(settings.mount_socket, path, validators)
+        changed = status and status < 500 and M.changed(cached_status, next(validators) ~= nil, status)
+    end
+    if not changed and (not status or status >= 500) then
         -- The mount or GCS is failing: the cache keeps serving what it holds; the next period tries again.
         ngx.log(ngx.INFO, "gcsfront: refreshing ", path, " failed, serving what the cache holds: ", detail)
-    elseif M.changed(cached_status, next(validators) ~= nil, status) then
+    elseif changed then
         local stored
         stored, detail = head(settings.refresh_socket, path, {})
         if not stored or stored >= 500 then
@@ -107,6 +124,9 @@ function M.after_request()
     local key = ngx.var.uri
     local period = ngx.status == 404 and settings.not_found_valid or settings.valid
     if cache_status ~= "HIT" and cache_status ~= "STALE" and cache_status ~= "UPDATING" then
+        if ngx.var.upstream_http_x_accel_expires == "0" then
+            return  -- not cached (the catalog server's own 404 or redirect): nothing to refresh
+        end
         dict:set("checked:" .. key, true, period)  -- just fetched from the mount
         return
     end
@@ -118,9 +138,9 @@ function M.after_request()
         return
     end
     local validators = {}
-    -- The mount's own validators: the catalog (gcsfront-catalog.lua) replaces them in the answer with the
-    -- object's, which the mount does not know.
-    local etag, last_modified = (ngx.var.gcsfront_mount_validators or ""):match("^([^\t]*)\t(.+)$")
+    -- The mount's own validators: the catalog server (gcsfront-catalog.lua) replaces them in the answer with the
+    -- object's, which the mount does not know, and keeps them in a header the front hides from clients.
+    local etag, last_modified = (ngx.var.upstream_http_x_gcsfront_mount_validators or ""):match("^([^\t]*)\t(.+)$")
     if not last_modified then
         etag, last_modified = ngx.header["ETag"], ngx.header["Last-Modified"]
     end
@@ -130,13 +150,11 @@ function M.after_request()
     if last_modified then
         validators["If-Modified-Since"] = last_modified
     end
-    -- The path as the client sent it (escaped), without the query string: it normalizes to the same key. A
-    -- directory's main page is asked for by its own name (the catalog rewrote the URI to it).
-    local path = ngx.var.gcsfront_path
-    if path == nil or path == "" then
-        path = ngx.var.request_uri:match("^[^?]*")
-    end
-    local ok, err = ngx.timer.at(0, refresh, key, path, ngx.status, validators)
+    -- The path as the client sent it (escaped), without the query string: it normalizes to the same key (a
+    -- directory's name asks the mount for its main page, as the catalog server does).
+    local path = ngx.var.request_uri:match("^[^?]*")
+    local ok, err = ngx.timer.at(0, refresh, key, path, ngx.status, validators,
+                                 ngx.var.upstream_http_x_gcsfront_object)
     if not ok then
         dict:delete("running:" .. key)
         ngx.log(ngx.WARN, "gcsfront: cannot schedule the refresh of ", path, ": ", err)
