@@ -26,8 +26,12 @@ extends_documentation_fragment:
   - gcsfront.gke.attributes.read_only
 options:
   path:
-    description: The kubeconfig file. Default, as kubectl, E(KUBECONFIG) or C(~/.kube/config).
+    description:
+      - The kubeconfig file. Default, as kubectl, E(KUBECONFIG) or C(~/.kube/config).
+      - The alias O(kubeconfig) is the name kubernetes.core's modules give it, so that one C(module_defaults) entry
+        sets both.
     type: path
+    aliases: [kubeconfig]
   context:
     description: The context. Default, the kubeconfig's C(current-context).
     type: str
@@ -54,6 +58,12 @@ context:
   returned: always
   type: str
   sample: gke_my-project_asia-northeast1-a_gcsfront-cluster1
+files:
+  description: The kubeconfig files read, in order (those that do not exist included), as kubectl reads them.
+  returned: always
+  type: list
+  elements: str
+  sample: [/home/user/.kube/config]
 exists:
   description: Whether a kubeconfig file names the context.
   returned: always
@@ -115,13 +125,14 @@ except ImportError:
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(path=dict(type="path"), context=dict(type="str")),
+        argument_spec=dict(path=dict(type="path", aliases=["kubeconfig"]), context=dict(type="str")),
         supports_check_mode=True,
     )
     if yaml is None:
         module.fail_json(msg=missing_required_lib("PyYAML"))
     loaded = []
-    for path in files(module.params["path"], os.environ):
+    read = files(module.params["path"], os.environ)
+    for path in read:
         if not os.path.exists(path):
             continue
         try:
@@ -135,7 +146,7 @@ def main():
         module.fail_json(msg=str(e))
     info["problem"] = auth_problem(info)
     info.pop("user_path", None)
-    module.exit_json(changed=False, **info)
+    module.exit_json(changed=False, files=read, **info)
 
 
 if __name__ == "__main__":
