@@ -15,26 +15,22 @@ import re
 import traceback
 from urllib.parse import quote
 
-from ansible.module_utils.basic import env_fallback
+from ansible.module_utils.basic import env_fallback, missing_required_lib
 from ansible_collections.gcsfront.gke.plugins.module_utils._errors import first_line
 from ansible_collections.gcsfront.gke.plugins.module_utils._sa_key import InvalidKey, load
 
 try:
+    # google-auth's requests transport needs requests, and the client uses it directly too.
+    import requests
     import google.auth.exceptions
     import google.auth.transport.requests
 
-    HAS_GOOGLE_AUTH = True
     GOOGLE_AUTH_IMPORT_ERROR = None
-except ImportError:
-    HAS_GOOGLE_AUTH = False
+    MISSING_LIBRARY = None
+except ImportError as e:
     GOOGLE_AUTH_IMPORT_ERROR = traceback.format_exc()
-
-try:
-    import requests
-
-    HAS_REQUESTS = True
-except ImportError:
-    HAS_REQUESTS = False
+    MISSING_LIBRARY = "requests" if e.name == "requests" else "google-auth"
+HAS_GOOGLE_AUTH = GOOGLE_AUTH_IMPORT_ERROR is None
 
 READ_ONLY = "https://www.googleapis.com/auth/devstorage.read_only"
 READ_WRITE = "https://www.googleapis.com/auth/devstorage.read_write"
@@ -48,6 +44,12 @@ GCS_ARG_SPEC = dict(
     gcs_anonymous=dict(type="bool", default=False),
 )
 GCS_MUTUALLY_EXCLUSIVE = [("gcs_credentials_file", "gcs_credentials_content", "gcs_anonymous")]
+
+
+def require_libraries(module):
+    """Fail the module, naming the library, when google-auth or requests is missing."""
+    if MISSING_LIBRARY:
+        module.fail_json(msg=missing_required_lib(MISSING_LIBRARY), exception=GOOGLE_AUTH_IMPORT_ERROR)
 
 
 class GcsError(Exception):

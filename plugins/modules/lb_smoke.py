@@ -219,8 +219,8 @@ from ansible.module_utils.six.moves.urllib.error import URLError
 from ansible.module_utils.six.moves.urllib.parse import quote
 from ansible_collections.gcsfront.gke.plugins.module_utils._errors import first_line
 from ansible_collections.gcsfront.gke.plugins.module_utils._gcs import (
-    GCS_ARG_SPEC, GCS_MUTUALLY_EXCLUSIVE, HAS_GOOGLE_AUTH, GOOGLE_AUTH_IMPORT_ERROR, GcsClient, GcsError,
-    pick_smoke_object, session_from_params)
+    GCS_ARG_SPEC, GCS_MUTUALLY_EXCLUSIVE, GcsClient, GcsError,
+    pick_smoke_object, require_libraries, session_from_params)
 from ansible_collections.gcsfront.gke.plugins.module_utils._http_check import compare, digest, fetch_until, request
 from ansible_collections.gcsfront.gke.plugins.module_utils._waiter import lb_address, wait
 
@@ -322,8 +322,7 @@ def main():
         address, service = wait_for_address(p, fail)
         url, port = base_url(p, address, service)
         module.exit_json(address=address, url=url, port=port, elapsed=round(time.monotonic() - began, 3), **result)
-    if not HAS_GOOGLE_AUTH:
-        module.fail_json(msg=missing_required_lib("google-auth"), exception=GOOGLE_AUTH_IMPORT_ERROR)
+    require_libraries(module)
 
     if p["path"] is not None and not p["path"].startswith("/"):
         fail("path must start with '/': %s" % p["path"])
