@@ -25,16 +25,14 @@ author:
 extends_documentation_fragment:
   - gcsfront.gke.gcs
   - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.actiongroups
+  - gcsfront.gke.attributes
+  - gcsfront.gke.attributes.actiongroups
 attributes:
   check_mode:
-    support: full
     details: The policy is read and C(changed) predicted; nothing is written.
   diff_mode:
     support: full
     details: The diff shows the sorted members of O(role), before and after.
-  platform:
-    platforms: posix
   action_group:
     membership:
       - gcsfront.gke.gke

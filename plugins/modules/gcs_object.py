@@ -19,14 +19,11 @@ author:
 extends_documentation_fragment:
   - gcsfront.gke.gcs
   - ansible.builtin.action_common_attributes
+  - gcsfront.gke.attributes
 attributes:
-  check_mode:
-    support: full
   diff_mode:
     support: full
     details: The diff shows the object's size and md5, never its content.
-  platform:
-    platforms: posix
 options:
   bucket:
     description: The bucket.

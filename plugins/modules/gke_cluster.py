@@ -37,16 +37,14 @@ requirements:
   - requests
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.actiongroups
+  - gcsfront.gke.attributes
+  - gcsfront.gke.attributes.actiongroups
 attributes:
   check_mode:
-    support: full
     details: The cluster is read and the calls that would change it are reported (RV(actions)); none is made.
   diff_mode:
     support: full
     details: The diff shows the managed fields, before and after.
-  platform:
-    platforms: posix
   action_group:
     membership:
       - gcsfront.gke.gke

@@ -24,6 +24,11 @@ requirements:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - gcsfront.gke.attributes.read_only
+  - gcsfront.gke.attributes.actiongroups
+attributes:
+  action_group:
+    membership:
+      - gcsfront.gke.k8s
 options:
   path:
     description:

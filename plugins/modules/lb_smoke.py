@@ -31,6 +31,12 @@ extends_documentation_fragment:
   - gcsfront.gke.gcs
   - ansible.builtin.action_common_attributes
   - gcsfront.gke.attributes.read_only
+  - gcsfront.gke.attributes.actiongroups
+attributes:
+  action_group:
+    membership:
+      - gcsfront.gke.gke
+      - gcsfront.gke.k8s
 options:
   name:
     description: Name of the Service.

@@ -24,13 +24,10 @@ requirements:
   - C(start-stop-daemon) (Debian package dpkg) and C(nsenter) (util-linux) on the target.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - gcsfront.gke.attributes
 attributes:
-  check_mode:
-    support: full
   diff_mode:
     support: none
-  platform:
-    platforms: posix
 options:
   name:
     description: Name of the daemon, used in messages and for the pid and fingerprint files in O(run_dir).

@@ -22,14 +22,16 @@ requirements:
   - cryptography
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - gcsfront.gke.attributes
+  - gcsfront.gke.attributes.actiongroups
 attributes:
   check_mode:
-    support: full
     details: Reads only; a token is fetched in check mode too when O(fetch_token=true).
   diff_mode:
     support: none
-  platform:
-    platforms: posix
+  action_group:
+    membership:
+      - gcsfront.gke.gke
 options:
   path:
     description: Key file (JSON). Mutually exclusive with O(content).
