@@ -75,9 +75,11 @@ options:
     description: Name of the object in the bucket. Defaults to O(path) without its leading C(/).
     type: str
   missing_path:
-    description: A path that must answer 404.
+    description:
+      - A path that must answer 404, for example V(/no-such-object).
+      - Default, C(/gcsfront-smoke-missing-) and random hex, new for each run, so that no object can have the
+        name and the 404 comes from the mount (or the catalog of names), not from a rule of nginx.
     type: str
-    default: /gcsfront-smoke-missing-object
   wait_timeout:
     description: Seconds to wait for the address and then for a matching answer, in all.
     type: int
@@ -210,6 +212,11 @@ elapsed:
   returned: always
   type: float
   sample: 2.5
+missing_path:
+  description: The path asked for its 404 (O(missing_path), or the one made for the run).
+  returned: unless O(address_only=true)
+  type: str
+  sample: /gcsfront-smoke-missing-5f0c2a9e41b7d386
 checks:
   description: Status of the HEAD, Range and missing-path requests.
   returned: success
@@ -217,6 +224,7 @@ checks:
   sample: {head: 200, range: 206, missing: 404}
 """
 
+import secrets
 import time
 import traceback
 
@@ -257,7 +265,7 @@ def argument_spec():
         bucket=dict(type="str"),
         object=dict(type="str"),
         address_only=dict(type="bool", default=False),
-        missing_path=dict(type="str", default="/gcsfront-smoke-missing-object"),
+        missing_path=dict(type="str"),
         wait_timeout=dict(type="int", default=300),
         wait_sleep=dict(type="int", default=5),
         request_timeout=dict(type="int", default=10),
@@ -317,9 +325,7 @@ def main():
         module.fail_json(msg=msg, elapsed=round(time.monotonic() - began, 3), **dict(result, **extra))
 
     if p["address_only"]:
-        # missing_path has a default: only a value other than it was set by the caller.
-        given = [k for k in FETCH_ONLY if p[k] is not None
-                 and not (k == "missing_path" and p[k] == module.argument_spec[k]["default"])]
+        given = [k for k in FETCH_ONLY if p[k] is not None]
         if given:
             fail("address_only waits for the address only, with no HTTP request: remove %s" % ", ".join(given))
     if K8S_IMPORT_ERROR:
@@ -330,8 +336,11 @@ def main():
         module.exit_json(address=address, url=url, port=port, elapsed=round(time.monotonic() - began, 3), **result)
     require_libraries(module)
 
-    if p["path"] is not None and not p["path"].startswith("/"):
-        fail("path must start with '/': %s" % p["path"])
+    for option in ("path", "missing_path"):
+        if p[option] is not None and not p[option].startswith("/"):
+            fail("%s must start with '/': %s" % (option, p[option]))
+    missing_path = p["missing_path"] or "/gcsfront-smoke-missing-" + secrets.token_hex(8)
+    result.update(missing_path=missing_path)
     obj = p["object"] or (p["path"] or "").lstrip("/") or None
     result.update(object_picked=obj is None)
 
@@ -352,13 +361,13 @@ def main():
     result.update(object=obj)
     if obj is None:
         module.warn("gs://%s has no object of at most 1 MiB in its first 1,000 names to compare: only the 404 of %s "
-                    "was checked (set path or object)" % (p["bucket"], p["missing_path"]))
+                    "was checked (set path or object)" % (p["bucket"], missing_path))
 
     # 2. The Service's address.
     address, service = wait_for_address(p, fail)
     base, port = base_url(p, address, service)
     url = base + (p["path"] or "/" + quote(obj or "", safe="/"))
-    missing_url = base + p["missing_path"]
+    missing_url = base + missing_path
     result.update(address=address, port=port, url=url if obj else missing_url)
 
     # 3. The object through the LoadBalancer (or, with none, the missing path), until it answers or the deadline.

@@ -1,11 +1,14 @@
 """gcsfront.gke.lb_smoke, against a stand-in Kubernetes API started here on 127.0.0.1 (discovery and one Service).
 
 The Service's LoadBalancer address is 127.0.0.1 and its port that of a second stand-in that records requests, so a
-test sees any HTTP request the module would make to the address. The fetch and compare are tested through
-module_utils._http_check (test_http_check.py) and live by deploy.yml.
+test sees any HTTP request the module would make to the address; it answers 404 for the smoke's missing paths and
+200 otherwise. A third stand-in is an empty bucket's GCS JSON API. The fetch and compare of an object are tested
+through module_utils._http_check (test_http_check.py) and live by deploy.yml.
 """
 
 from __future__ import annotations
+
+import re
 
 import pytest
 import yaml
@@ -47,7 +50,12 @@ class FakeCluster:
 def fixture_lab(tmp_path):
     """(FakeCluster, the requests the LoadBalancer's address got, module args reaching the fake cluster)."""
     lb_requests = []
-    lb_url, stop_lb = stand_in(lambda method, path, _b, _h: lb_requests.append((method, path)) or (200, {}))
+
+    def lb_answer(method, path, _body, _headers):
+        lb_requests.append((method, path))
+        return (404, {}) if path.startswith("/gcsfront-smoke-missing-") else (200, {})
+
+    lb_url, stop_lb = stand_in(lb_answer)
     cluster = FakeCluster(int(lb_url.rsplit(":", 1)[1]))
     api_url, stop_api = stand_in(cluster.answer)
     kubeconfig = tmp_path / "kubeconfig"
@@ -60,6 +68,15 @@ def fixture_lab(tmp_path):
     yield cluster, lb_requests, args
     stop_api()
     stop_lb()
+
+
+@pytest.fixture(name="empty_bucket")
+def fixture_empty_bucket():
+    """The module options of an empty bucket on a stand-in GCS JSON API (no credentials)."""
+    url, stop = stand_in(lambda method, path, _b, _h: (200, {}) if path.startswith("/storage/v1/b/site/o?")
+                         else (404, {"error": {"message": "not here"}}))
+    yield {"bucket": "site", "gcs_endpoint": url, "gcs_anonymous": True}
+    stop()
 
 
 def test_address_only_waits_for_the_address_and_makes_no_http_request(lab):
@@ -110,3 +127,27 @@ def test_the_fetch_needs_a_bucket(lab):
     assert state == "FAILED!"
     assert result["msg"] == "address_only is False but all of the following are missing: bucket"
     assert cluster.requests == []
+
+
+def test_the_missing_path_is_new_for_each_run_and_not_a_dotfile(lab, empty_bucket):
+    cluster, lb_requests, args = lab
+    cluster.ports = [{"name": "http", "port": cluster.ports[1]["port"]}]
+    asked = []
+    for _run in range(2):
+        state, result, _output = adhoc("gcsfront.gke.lb_smoke", dict(args, **empty_bucket))
+        assert state == "SUCCESS", result
+        assert result["object"] is None and result["checks"] == {"missing": 404}
+        assert re.fullmatch(r"/gcsfront-smoke-missing-[0-9a-f]{16}", result["missing_path"])
+        assert lb_requests[-1] == ("GET", result["missing_path"])
+        asked.append(result["missing_path"])
+    assert asked[0] != asked[1]
+
+
+def test_a_missing_path_given_is_used(lab, empty_bucket):
+    cluster, lb_requests, args = lab
+    cluster.ports = [{"name": "http", "port": cluster.ports[1]["port"]}]
+    state, result, _output = adhoc("gcsfront.gke.lb_smoke", dict(args, missing_path="/no-such-object", **empty_bucket))
+    assert state == "FAILED!"  # the stand-in answers 200 there
+    assert result["missing_path"] == "/no-such-object" and lb_requests[-1] == ("GET", "/no-such-object")
+    state, result, _output = adhoc("gcsfront.gke.lb_smoke", dict(args, missing_path="no-slash", **empty_bucket))
+    assert (state, result["msg"]) == ("FAILED!", "missing_path must start with '/': no-slash")
