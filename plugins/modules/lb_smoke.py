@@ -324,13 +324,12 @@ def main():
     def fail(msg, **extra):
         module.fail_json(msg=msg, elapsed=round(time.monotonic() - began, 3), **dict(result, **extra))
 
+    if K8S_IMPORT_ERROR:
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=K8S_IMPORT_ERROR)
     if p["address_only"]:
         given = [k for k in FETCH_ONLY if p[k] is not None]
         if given:
             fail("address_only waits for the address only, with no HTTP request: remove %s" % ", ".join(given))
-    if K8S_IMPORT_ERROR:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=K8S_IMPORT_ERROR)
-    if p["address_only"]:
         address, service = wait_for_address(p, fail)
         url, port = base_url(p, address, service)
         module.exit_json(address=address, url=url, port=port, elapsed=round(time.monotonic() - began, 3), **result)
