@@ -11,31 +11,26 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
-import json
 import re
 import traceback
 from urllib.parse import quote
 
-from ansible.module_utils.basic import env_fallback
+from ansible.module_utils.basic import env_fallback, missing_required_lib
 from ansible_collections.gcsfront.gke.plugins.module_utils._errors import first_line
+from ansible_collections.gcsfront.gke.plugins.module_utils._sa_key import InvalidKey, load
 
 try:
+    # google-auth's requests transport needs requests, and the client uses it directly too.
+    import requests
     import google.auth.exceptions
     import google.auth.transport.requests
-    from google.oauth2 import service_account
 
-    HAS_GOOGLE_AUTH = True
     GOOGLE_AUTH_IMPORT_ERROR = None
-except ImportError:
-    HAS_GOOGLE_AUTH = False
+    MISSING_LIBRARY = None
+except ImportError as e:
     GOOGLE_AUTH_IMPORT_ERROR = traceback.format_exc()
-
-try:
-    import requests
-
-    HAS_REQUESTS = True
-except ImportError:
-    HAS_REQUESTS = False
+    MISSING_LIBRARY = "requests" if e.name == "requests" else "google-auth"
+HAS_GOOGLE_AUTH = GOOGLE_AUTH_IMPORT_ERROR is None
 
 READ_ONLY = "https://www.googleapis.com/auth/devstorage.read_only"
 READ_WRITE = "https://www.googleapis.com/auth/devstorage.read_write"
@@ -49,6 +44,12 @@ GCS_ARG_SPEC = dict(
     gcs_anonymous=dict(type="bool", default=False),
 )
 GCS_MUTUALLY_EXCLUSIVE = [("gcs_credentials_file", "gcs_credentials_content", "gcs_anonymous")]
+
+
+def require_libraries(module):
+    """Fail the module, naming the library, when google-auth or requests is missing."""
+    if MISSING_LIBRARY:
+        module.fail_json(msg=missing_required_lib(MISSING_LIBRARY), exception=GOOGLE_AUTH_IMPORT_ERROR)
 
 
 class GcsError(Exception):
@@ -65,29 +66,15 @@ def session_from_params(params, scopes=(READ_ONLY,)):
     """An authorized requests session for the module's gcs_* options."""
     if params.get("gcs_anonymous"):
         return requests.Session()
-    info = None
-    source = None
-    if params.get("gcs_credentials_content"):
-        source = "gcs_credentials_content"
-        try:
-            info = json.loads(params["gcs_credentials_content"])
-        except ValueError:
-            raise GcsError("gcs_credentials_content is not JSON") from None
-    elif params.get("gcs_credentials_file"):
-        source = params["gcs_credentials_file"]
-        try:
-            with open(source) as f:
-                info = json.load(f)
-        except (OSError, ValueError) as e:
-            why = getattr(e, "strerror", None) or "not JSON"
-            raise GcsError("cannot read service-account key %s: %s" % (source, why)) from None
-    if info is None:
+    if not params.get("gcs_credentials_content") and not params.get("gcs_credentials_file"):
         raise GcsError("no credentials: set gcs_credentials_file (or GOOGLE_APPLICATION_CREDENTIALS), "
                        "gcs_credentials_content, or gcs_anonymous")
+    content = params.get("gcs_credentials_content")
     try:
-        creds = service_account.Credentials.from_service_account_info(info, scopes=list(scopes))
-    except (ValueError, KeyError) as e:
-        raise GcsError("%s is not a usable service-account key (%s)" % (source, type(e).__name__)) from None
+        _info, creds = load(scopes, path=None if content else params["gcs_credentials_file"], content=content,
+                            content_source="gcs_credentials_content")
+    except InvalidKey as e:
+        raise GcsError(str(e)) from None
     return google.auth.transport.requests.AuthorizedSession(creds)
 
 

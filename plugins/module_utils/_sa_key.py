@@ -3,7 +3,8 @@
 #
 # This module util is PRIVATE to the collection. It can have breaking changes at any time.
 # Do not use it from other collections or roles.
-"""Validation of Google service-account keys. Messages never contain key material."""
+"""Loading and validation of Google service-account keys, the collection's one key loader. Messages never contain
+key material."""
 
 from __future__ import annotations
 
@@ -36,6 +37,21 @@ def parse(text, source):
     if "@" not in info["client_email"]:
         raise InvalidKey("%s: client_email %r is not an email address" % (source, info["client_email"]))
     return info
+
+
+def load(scopes, path=None, content=None, content_source="the key content"):
+    """(the key's dict, google-auth credentials) from the key file at path, else from the key's text content (named
+    content_source in messages); raises InvalidKey with a one-line reason."""
+    source = content_source
+    if path:
+        source = path
+        try:
+            with open(path) as f:
+                content = f.read()
+        except OSError as e:
+            raise InvalidKey("cannot read service-account key %s: %s" % (path, e.strerror)) from None
+    info = parse(content, source)
+    return info, credentials(info, source, scopes)
 
 
 def credentials(info, source, scopes):

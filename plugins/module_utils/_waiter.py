@@ -20,6 +20,25 @@ def lb_address(service):
     return None
 
 
+def daemon_ready(state):
+    """The pid of a local daemon once it is ready, or None.
+
+    state: pid (None while no live process runs the program), checked (whether it has a readiness check), answered
+    (whether that check passed) and alive_for (seconds since the wait began). Without a check, a daemon alive for a
+    second is taken as ready.
+    """
+    if state["pid"] is None:
+        return None
+    if state["checked"]:
+        return state["pid"] if state["answered"] else None
+    return state["pid"] if state["alive_for"] >= 1 else None
+
+
+def gone(pid):
+    """True once a process is gone (its pid is None)."""
+    return pid is None
+
+
 def clock(total, interval, monotonic=time.monotonic, sleep=time.sleep):
     """Yield the seconds elapsed, sleeping interval between yields, until total seconds have passed."""
     start = monotonic()

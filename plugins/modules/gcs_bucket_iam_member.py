@@ -25,16 +25,14 @@ author:
 extends_documentation_fragment:
   - gcsfront.gke.gcs
   - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.actiongroups
+  - gcsfront.gke.attributes
+  - gcsfront.gke.attributes.actiongroups
 attributes:
   check_mode:
-    support: full
     details: The policy is read and C(changed) predicted; nothing is written.
   diff_mode:
     support: full
     details: The diff shows the sorted members of O(role), before and after.
-  platform:
-    platforms: posix
   action_group:
     membership:
       - gcsfront.gke.gke
@@ -121,10 +119,10 @@ etag:
   sample: CAI=
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.gcsfront.gke.plugins.module_utils._gcs import (
-    FULL_CONTROL, GCS_ARG_SPEC, GCS_MUTUALLY_EXCLUSIVE, GOOGLE_AUTH_IMPORT_ERROR, HAS_GOOGLE_AUTH, GcsClient, GcsError,
-    member_problem, role_members, role_problem, session_from_params, with_member)
+    FULL_CONTROL, GCS_ARG_SPEC, GCS_MUTUALLY_EXCLUSIVE, GcsClient, GcsError,
+    member_problem, require_libraries, role_members, role_problem, session_from_params, with_member)
 
 ATTEMPTS = 3  # reads and writes of the policy before a 412 is the answer
 ARG_SPEC = dict(
@@ -168,8 +166,7 @@ def _lines(members):
 
 def main():
     module = AnsibleModule(argument_spec=ARG_SPEC, supports_check_mode=True, mutually_exclusive=GCS_MUTUALLY_EXCLUSIVE)
-    if not HAS_GOOGLE_AUTH:
-        module.fail_json(msg=missing_required_lib("google-auth"), exception=GOOGLE_AUTH_IMPORT_ERROR)
+    require_libraries(module)
     p = module.params
     problem = role_problem(p["role"]) or member_problem(p["member"])
     if problem:

@@ -19,14 +19,11 @@ author:
 extends_documentation_fragment:
   - gcsfront.gke.gcs
   - ansible.builtin.action_common_attributes
+  - gcsfront.gke.attributes
 attributes:
-  check_mode:
-    support: full
   diff_mode:
     support: full
     details: The diff shows the object's size and md5, never its content.
-  platform:
-    platforms: posix
 options:
   bucket:
     description: The bucket.
@@ -92,10 +89,10 @@ generation:
   sample: "1764040000000000"
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.gcsfront.gke.plugins.module_utils._gcs import (
-    GCS_ARG_SPEC, GCS_MUTUALLY_EXCLUSIVE, GOOGLE_AUTH_IMPORT_ERROR, HAS_GOOGLE_AUTH, READ_WRITE, GcsClient, GcsError,
-    md5_b64, session_from_params)
+    GCS_ARG_SPEC, GCS_MUTUALLY_EXCLUSIVE, READ_WRITE, GcsClient, GcsError,
+    md5_b64, require_libraries, session_from_params)
 
 
 def main():
@@ -114,8 +111,7 @@ def main():
                            mutually_exclusive=GCS_MUTUALLY_EXCLUSIVE + [("src", "content")],
                            required_if=[("state", "present", ("src", "content"), True),
                                         ("create_bucket", True, ("project",))])
-    if not HAS_GOOGLE_AUTH:
-        module.fail_json(msg=missing_required_lib("google-auth"), exception=GOOGLE_AUTH_IMPORT_ERROR)
+    require_libraries(module)
     p = module.params
     where = "gs://%s/%s" % (p["bucket"], p["name"])
     try:

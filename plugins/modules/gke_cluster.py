@@ -37,16 +37,14 @@ requirements:
   - requests
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.actiongroups
+  - gcsfront.gke.attributes
+  - gcsfront.gke.attributes.actiongroups
 attributes:
   check_mode:
-    support: full
     details: The cluster is read and the calls that would change it are reported (RV(actions)); none is made.
   diff_mode:
     support: full
     details: The diff shows the managed fields, before and after.
-  platform:
-    platforms: posix
   action_group:
     membership:
       - gcsfront.gke.gke
@@ -240,7 +238,7 @@ from ansible_collections.gcsfront.gke.plugins.module_utils._errors import first_
 from ansible_collections.gcsfront.gke.plugins.module_utils._gke import (
     BUSY, CLOUD_PLATFORM, DONE, GkeError, actual_state, cluster_info, desired_state, elsewhere_problem,
     immutable_problem, operation_problem, plan)
-from ansible_collections.gcsfront.gke.plugins.module_utils._sa_key import InvalidKey, credentials, parse
+from ansible_collections.gcsfront.gke.plugins.module_utils._sa_key import InvalidKey, load
 from ansible_collections.gcsfront.gke.plugins.module_utils._waiter import wait
 
 try:
@@ -339,18 +337,10 @@ def _http_problem(response, what, endpoint, project):
 def session_from_params(params):
     """An authorized requests session: the key of credentials_file or credentials_content, else Application
     Default Credentials."""
-    text = params["credentials_content"]
-    source = "credentials_content"
-    if params["credentials_file"]:
-        source = params["credentials_file"]
-        try:
-            with open(source) as f:
-                text = f.read()
-        except OSError as e:
-            raise GkeError("cannot read service-account key %s: %s" % (source, e.strerror)) from None
     try:
-        if text:
-            creds = credentials(parse(text, source), source, [CLOUD_PLATFORM])
+        if params["credentials_file"] or params["credentials_content"]:
+            _info, creds = load([CLOUD_PLATFORM], path=params["credentials_file"],
+                                content=params["credentials_content"], content_source="credentials_content")
         else:
             creds, _project = google.auth.default(scopes=[CLOUD_PLATFORM])
     except InvalidKey as e:

@@ -19,13 +19,10 @@ requirements:
   - PyYAML
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - gcsfront.gke.attributes
 attributes:
-  check_mode:
-    support: full
   diff_mode:
     support: full
-  platform:
-    platforms: posix
 options:
   path:
     description: The kubeconfig file. Created with mode 0600 when missing.

@@ -24,10 +24,19 @@ requirements:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - gcsfront.gke.attributes.read_only
+  - gcsfront.gke.attributes.actiongroups
+attributes:
+  action_group:
+    membership:
+      - gcsfront.gke.k8s
 options:
   path:
-    description: The kubeconfig file. Default, as kubectl, E(KUBECONFIG) or C(~/.kube/config).
+    description:
+      - The kubeconfig file. Default, as kubectl, E(KUBECONFIG) or C(~/.kube/config).
+      - The alias O(kubeconfig) is the name kubernetes.core's modules give it, so that one C(module_defaults) entry
+        sets both.
     type: path
+    aliases: [kubeconfig]
   context:
     description: The context. Default, the kubeconfig's C(current-context).
     type: str
@@ -54,6 +63,12 @@ context:
   returned: always
   type: str
   sample: gke_my-project_asia-northeast1-a_gcsfront-cluster1
+files:
+  description: The kubeconfig files read, in order (those that do not exist included), as kubectl reads them.
+  returned: always
+  type: list
+  elements: str
+  sample: [/home/user/.kube/config]
 exists:
   description: Whether a kubeconfig file names the context.
   returned: always
@@ -115,13 +130,14 @@ except ImportError:
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(path=dict(type="path"), context=dict(type="str")),
+        argument_spec=dict(path=dict(type="path", aliases=["kubeconfig"]), context=dict(type="str")),
         supports_check_mode=True,
     )
     if yaml is None:
         module.fail_json(msg=missing_required_lib("PyYAML"))
     loaded = []
-    for path in files(module.params["path"], os.environ):
+    read = files(module.params["path"], os.environ)
+    for path in read:
         if not os.path.exists(path):
             continue
         try:
@@ -135,7 +151,7 @@ def main():
         module.fail_json(msg=str(e))
     info["problem"] = auth_problem(info)
     info.pop("user_path", None)
-    module.exit_json(changed=False, **info)
+    module.exit_json(changed=False, files=read, **info)
 
 
 if __name__ == "__main__":

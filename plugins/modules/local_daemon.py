@@ -24,13 +24,10 @@ requirements:
   - C(start-stop-daemon) (Debian package dpkg) and C(nsenter) (util-linux) on the target.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - gcsfront.gke.attributes
 attributes:
-  check_mode:
-    support: full
   diff_mode:
     support: none
-  platform:
-    platforms: posix
 options:
   name:
     description: Name of the daemon, used in messages and for the pid and fingerprint files in O(run_dir).
@@ -163,6 +160,7 @@ import sys
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.gcsfront.gke.plugins.module_utils._waiter import daemon_ready, gone, wait
 
 # Runs inside the target namespace (through nsenter) so that loopback-only daemons can be probed.
 _PROBE = r"""
@@ -186,6 +184,14 @@ except Exception as e:
     print(e); raise SystemExit(1)
 raise SystemExit(0)
 """
+
+
+# Seconds a process may take to go after SIGKILL (the kernel's work, not the program's).
+KILL_TIMEOUT = 10
+
+
+class DaemonExited(Exception):
+    """The daemon's process went away while it was starting."""
 
 
 class Daemon:
@@ -290,28 +296,32 @@ class Daemon:
             f.write(self.fingerprint())
         self.started_at = time.monotonic()
 
-    def wait_ready(self, started):
+    def wait_ready(self):
+        """The daemon's pid once it is ready; fails when it exits while starting or is not ready in time."""
         timeout = self.module.params["ready_timeout"]
-        deadline = time.monotonic() + timeout
-        alive_since = time.monotonic()
-        while True:
-            pid = self.pid() if started else None
+        checked = bool(self.module.params["ready"])
+        began = time.monotonic()
+
+        def state():
+            pid = self.pid()
             # start-stop-daemon's parent returns before its child has written the pid file and exec'd.
-            if started and pid is None and time.monotonic() - self.started_at > 3:
-                self.module.fail_json(
-                    msg="%s exited while starting; see %s: %s" % (self.name, self.log_file, self.last_log_line()),
-                    log_file=self.log_file)
-            has_check = bool(self.module.params["ready"])
-            if pid is not None and ((has_check and self.probe()) or
-                                    (not has_check and time.monotonic() - alive_since >= 1)):
-                return pid
-            if time.monotonic() >= deadline:
-                self.stop()
-                self.module.fail_json(
-                    msg="%s not ready within %ds; see %s: %s" % (self.name, timeout, self.log_file,
-                                                                 self.last_log_line()),
-                    log_file=self.log_file)
-            time.sleep(0.25)
+            if pid is None and time.monotonic() - self.started_at > 3:
+                raise DaemonExited()
+            return dict(pid=pid, checked=checked, answered=pid is not None and checked and self.probe(),
+                        alive_for=time.monotonic() - began)
+
+        try:
+            pid, _elapsed, _error, _attempts = wait(state, daemon_ready, timeout, 0.25, transient=())
+        except DaemonExited:
+            self.module.fail_json(
+                msg="%s exited while starting; see %s: %s" % (self.name, self.log_file, self.last_log_line()),
+                log_file=self.log_file)
+        if pid is None:
+            self.stop()
+            self.module.fail_json(
+                msg="%s not ready within %ds; see %s: %s" % (self.name, timeout, self.log_file, self.last_log_line()),
+                log_file=self.log_file)
+        return pid
 
     def stop(self):
         pid = self.pid()
@@ -320,13 +330,10 @@ class Daemon:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
-            deadline = time.monotonic() + self.module.params["stop_timeout"]
-            while self.pid() is not None and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if self.pid() is not None:
+            if not wait(self.pid, gone, self.module.params["stop_timeout"], 0.1, transient=())[0]:
                 os.kill(pid, signal.SIGKILL)
-                while self.pid() is not None:
-                    time.sleep(0.05)
+                if not wait(self.pid, gone, KILL_TIMEOUT, 0.05, transient=())[0]:
+                    self.module.fail_json(msg="%s (pid %d) outlived SIGKILL by %ds" % (self.name, pid, KILL_TIMEOUT))
         for path in (self.pid_file, self.fp_file):
             try:
                 os.unlink(path)
@@ -394,7 +401,7 @@ def main():
     if pid is not None:
         d.stop()
     d.start()
-    done(True, action, d.wait_ready(started=True), reason)
+    done(True, action, d.wait_ready(), reason)
 
 
 if __name__ == "__main__":

@@ -22,14 +22,16 @@ requirements:
   - cryptography
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - gcsfront.gke.attributes
+  - gcsfront.gke.attributes.actiongroups
 attributes:
   check_mode:
-    support: full
     details: Reads only; a token is fetched in check mode too when O(fetch_token=true).
   diff_mode:
     support: none
-  platform:
-    platforms: posix
+  action_group:
+    membership:
+      - gcsfront.gke.gke
 options:
   path:
     description: Key file (JSON). Mutually exclusive with O(content).
@@ -103,7 +105,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.gcsfront.gke.plugins.module_utils._errors import first_line
-from ansible_collections.gcsfront.gke.plugins.module_utils._sa_key import InvalidKey, credentials, fingerprint, parse
+from ansible_collections.gcsfront.gke.plugins.module_utils._sa_key import InvalidKey, fingerprint, load
 
 try:
     import google.auth.exceptions
@@ -130,21 +132,11 @@ def main():
     if GOOGLE_AUTH_ERROR:
         module.fail_json(msg=missing_required_lib("google-auth"), exception=GOOGLE_AUTH_ERROR)
     p = module.params
-    source = p["path"] or "the key content"
-    if p["path"]:
-        try:
-            with open(p["path"]) as f:
-                text = f.read()
-        except OSError as e:
-            module.fail_json(msg="Key file %s cannot be read: %s" % (p["path"], e.strerror))
-    else:
-        text = p["content"]
     try:
-        info = parse(text, source)
-        module.no_log_values.add(info["private_key"])
-        creds = credentials(info, source, p["scopes"])
+        info, creds = load(p["scopes"], path=p["path"], content=p["content"])
     except InvalidKey as e:
         module.fail_json(msg=str(e))
+    module.no_log_values.add(info["private_key"])
 
     fetched = False
     if p["fetch_token"]:

@@ -12,7 +12,7 @@ import os
 import pathlib
 import shutil
 import subprocess
-import time
+import sys
 import uuid
 
 import pytest
@@ -29,20 +29,19 @@ SA_KEY_FILE = STATE_DIR / "gcs-emulator/service-account/service-account.json"
 REGISTRY = "localhost:%s" % DEFAULTS["local_cluster_registry_port"]
 NETNS = DEFAULTS["local_cluster_netns"]
 
+# The collection's own waiter, imported as Ansible does (collections/ links to the repo root).
+sys.path.insert(0, str(REPO / "collections"))
+from ansible_collections.gcsfront.gke.plugins.module_utils import _waiter  # noqa: E402
 
-def wait_for(predicate, timeout, interval=1.0, what="condition"):
-    """Poll predicate() on a monotonic clock until it returns a truthy value; fail with `what` otherwise."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except Exception as e:  # noqa: BLE001 - transient errors are retried until the deadline
-            last = e
-        time.sleep(interval)
-    pytest.fail("timed out after %ss waiting for %s (last error: %s)" % (timeout, what, last))
+
+def wait_for(fetch, timeout, interval=1.0, what="condition", predicate=lambda value: value):
+    """predicate(fetch()) (by default fetch()'s value) once it is truthy, polled on a monotonic clock
+    (module_utils._waiter.wait); errors are retried until the deadline. Fails with `what` and the last error
+    otherwise."""
+    value, _elapsed, last, _attempts = _waiter.wait(fetch, predicate, timeout, interval)
+    if not value:
+        pytest.fail("timed out after %ss waiting for %s (last error: %s)" % (timeout, what, last))
+    return value
 
 
 def run_playbook(*args, timeout=1200, check=True):
@@ -104,15 +103,16 @@ def apply(kube, namespace, docs):
 
 
 def lb_address(kube, namespace, name, timeout=60):
+    """The Service's LoadBalancer address, waited for with lb_smoke's predicate (module_utils._waiter.lb_address)."""
     from kubernetes import client
 
     core = client.CoreV1Api(kube)
 
-    def addr():
-        ingress = core.read_namespaced_service(name, namespace).status.load_balancer.ingress or []
-        return ingress[0].ip if ingress else None
+    def service():
+        return kube.sanitize_for_serialization(core.read_namespaced_service(name, namespace))
 
-    return wait_for(addr, timeout, what="a LoadBalancer address for %s/%s" % (namespace, name))
+    return wait_for(service, timeout, what="a LoadBalancer address for %s/%s" % (namespace, name),
+                    predicate=_waiter.lb_address)
 
 
 @pytest.fixture(scope="session")

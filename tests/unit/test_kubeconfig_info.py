@@ -129,3 +129,38 @@ def test_the_module_reports_the_problem_and_finds_the_plugin_on_path(tmp_path):
     (tmp_path / "broken").write_text("clusters: [\n")
     state, result = run_module({"path": str(tmp_path / "broken")})
     assert state == "FAILED!" and result["msg"].startswith("kubeconfig %s cannot be read: " % (tmp_path / "broken"))
+
+
+def test_the_module_takes_kubernetes_cores_option_name_and_says_which_files_it_read(tmp_path):
+    config = kubeconfig(tmp_path / "config", CERT_USER)
+    state, result = run_module({"kubeconfig": str(config), "context": "absent"})
+    assert state == "SUCCESS" and result["exists"] is False and result["files"] == [str(config)]
+
+
+def run_check_context(tmp_path, extra_vars):
+    """playbooks/tasks/check_context.yml in a play of its own: (rc, output)."""
+    play = tmp_path / "play.yml"
+    play.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": [
+        {"ansible.builtin.include_tasks": str(REPO / "playbooks/tasks/check_context.yml")}]}]))
+    proc = subprocess.run([str(REPO / ".venv/bin/ansible-playbook"), str(play), "-e", json.dumps(extra_vars)],
+                          cwd=REPO, env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"),
+                          capture_output=True, text=True, timeout=120, check=False)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("local, hint", [(True, ""), (False, " (for GKE: gcloud container clusters get-credentials ...)")])
+def test_check_context_names_a_missing_context_and_the_file_in_one_line(tmp_path, local, hint):
+    config = kubeconfig(tmp_path / "config", CERT_USER)
+    rc, out = run_check_context(tmp_path, {"gcsfront_kubeconfig": str(config), "gcsfront_kube_context": "nope",
+                                           "gcsfront_local_substrate": local})
+    assert rc == 2, out
+    assert "Action failed: kube context 'nope' is missing from %s%s\n" % (config, hint) in out, out
+    rc, out = run_check_context(tmp_path, {"gcsfront_kubeconfig": str(tmp_path / "absent"),
+                                           "gcsfront_kube_context": GKE, "gcsfront_local_substrate": True})
+    assert rc == 2 and "Action failed: kube context '%s' is missing from %s\n" % (GKE, tmp_path / "absent") in out, out
+
+
+def test_check_context_passes_a_context_the_kubeconfig_names(tmp_path):
+    config = kubeconfig(tmp_path / "config", CERT_USER)
+    rc, out = run_check_context(tmp_path, {"gcsfront_kubeconfig": str(config), "gcsfront_kube_context": GKE})
+    assert rc == 0, out

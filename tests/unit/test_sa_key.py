@@ -8,7 +8,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ansible_collections.gcsfront.gke.plugins.module_utils._sa_key import InvalidKey, credentials, fingerprint, parse
+from ansible_collections.gcsfront.gke.plugins.module_utils._gcs import GcsError, session_from_params
+from ansible_collections.gcsfront.gke.plugins.module_utils._sa_key import InvalidKey, credentials, fingerprint, load, parse
 
 SECRET_MARK = "MIIE-never-print-me"
 
@@ -64,3 +65,32 @@ def test_unparsable_private_key_is_named_without_its_content(key):
     with pytest.raises(InvalidKey) as e:
         credentials(info, "key.json", [])
     assert str(e.value) == "private_key in key.json does not parse as a PEM RSA private key"
+
+
+def test_load_reads_a_key_file_and_names_it(key, tmp_path):
+    path = tmp_path / "key.json"
+    path.write_text(json.dumps(key))
+    info, creds = load(["https://www.googleapis.com/auth/devstorage.read_only"], path=str(path))
+    assert info["client_email"] == creds.service_account_email == key["client_email"]
+    path.write_text(json.dumps(dict(key, type="authorized_user")))
+    with pytest.raises(InvalidKey) as e:
+        load([], path=str(path))
+    assert str(e.value).startswith("%s is a 'authorized_user' key" % path)
+    with pytest.raises(InvalidKey) as e:
+        load([], path=str(tmp_path / "absent.json"))
+    assert str(e.value) == "cannot read service-account key %s: No such file or directory" % (tmp_path / "absent.json")
+
+
+def test_load_names_the_content_by_its_option(key):
+    with pytest.raises(InvalidKey) as e:
+        load([], content=json.dumps(dict(key, client_email="nobody")), content_source="gcs_credentials_content")
+    assert str(e.value) == "gcs_credentials_content: client_email 'nobody' is not an email address"
+
+
+def test_the_gcs_options_load_through_the_same_loader(key):
+    params = {"gcs_anonymous": False, "gcs_credentials_file": None, "gcs_credentials_content": "{ nope"}
+    with pytest.raises(GcsError) as e:
+        session_from_params(params)
+    assert str(e.value) == "gcs_credentials_content is not JSON (error at line 1, column 3)"
+    session = session_from_params(dict(params, gcs_credentials_content=json.dumps(key)))
+    assert session.credentials.service_account_email == key["client_email"]

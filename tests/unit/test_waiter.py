@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.gcsfront.gke.plugins.module_utils._waiter import clock, lb_address, wait
+from ansible_collections.gcsfront.gke.plugins.module_utils._waiter import clock, daemon_ready, gone, lb_address, wait
 
 
 class FakeTime:
@@ -68,3 +68,19 @@ def test_wait_lets_other_errors_through():
 
     with pytest.raises(KeyError):
         wait(fetch, bool, 3, 1, t.monotonic, t.sleep, transient=(ConnectionError,))
+
+
+@pytest.mark.parametrize("state, pid", [
+    ({"pid": None, "checked": True, "answered": False, "alive_for": 9}, None),
+    ({"pid": None, "checked": False, "answered": False, "alive_for": 9}, None),
+    ({"pid": 42, "checked": True, "answered": False, "alive_for": 9}, None),
+    ({"pid": 42, "checked": True, "answered": True, "alive_for": 0}, 42),
+    ({"pid": 42, "checked": False, "answered": False, "alive_for": 0.5}, None),
+    ({"pid": 42, "checked": False, "answered": False, "alive_for": 1}, 42),
+])
+def test_daemon_ready(state, pid):
+    assert daemon_ready(state) == pid
+
+
+def test_gone():
+    assert gone(None) and not gone(42)
