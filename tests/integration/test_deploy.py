@@ -230,7 +230,11 @@ def test_back_to_workload_identity_no_key_is_left_in_the_cluster(deployed, kube)
         assert pod.metadata.deletion_timestamp or not [v for v in pod.spec.volumes if v.secret], pod.metadata.name
     wait_for(lambda: not [p for p in pods() if p.metadata.deletion_timestamp], 90, interval=1,
              what="the key-auth pods to finish terminating")
-    for pod in pods():
+    # The loops pass on zero pods: first, one pod per replica the Deployment asks for.
+    replicas = client.AppsV1Api(kube).read_namespaced_deployment("gcsfront", "gcsfront").spec.replicas
+    live = pods()
+    assert replicas >= 1 and len(live) == replicas, [p.metadata.name for p in live]
+    for pod in live:
         assert pod.spec.service_account_name == "gcsfront"
         assert not [v for v in pod.spec.volumes if v.secret], pod.metadata.name
     assert_no_key_material(namespace_objects(kube), key_probes(SA_KEY_FILE.read_text()))

@@ -9,8 +9,8 @@ import os
 import time
 
 import requests
-from conftest import (DEFAULTS, GCS_CLUSTER_HOST, GCS_ENDPOINT, SA_KEY_FILE, apply, echo_workload, ensure_bucket,
-                      lb_address, pod_exec, ready_pods, upload, wait_for)
+from conftest import (DEFAULTS, GCS_CLUSTER_HOST, GCS_ENDPOINT, REGISTRY, SA_KEY_FILE, apply, echo_workload,
+                      ensure_bucket, lb_address, pod_exec, ready_pods, upload, wait_for)
 
 
 def test_node_is_ready(kube):
@@ -40,6 +40,24 @@ def test_the_hosts_routes_keep_cluster_addresses_off_the_external_interface():
     assert "via %s dev %s" % (DEFAULTS["local_cluster_node_ip"], DEFAULTS["local_cluster_host_if"]) in lb, lb
 
 
+MANIFEST_TYPES = ("application/vnd.oci.image.index.v1+json", "application/vnd.oci.image.manifest.v1+json",
+                  "application/vnd.docker.distribution.manifest.list.v2+json",
+                  "application/vnd.docker.distribution.manifest.v2+json")
+
+
+def registry_digest(image):
+    """The digest the local registry serves for image's tag (its Docker-Content-Digest), asked on loopback."""
+    repository, tag = image.split("/", 1)[1].rsplit(":", 1)
+    session = requests.Session()
+    session.trust_env = False  # the registry is on loopback: never through a proxy
+    answer = session.head("http://%s/v2/%s/manifests/%s" % (REGISTRY, repository, tag),
+                          headers={"Accept": ", ".join(MANIFEST_TYPES)}, timeout=10)
+    assert answer.status_code == 200, (answer.status_code, image)
+    digest = answer.headers["Docker-Content-Digest"]
+    assert digest.startswith("sha256:") and len(digest) == len("sha256:") + 64, digest
+    return digest
+
+
 def test_pushed_image_is_pulled_and_served_through_a_loadbalancer(kube, namespace, echo_image):
     """An image built by dockerd and pushed to the registry is pulled (Always) and runs; MetalLB gives its
     Service an address from the pool and a request from the host through it reaches the pod."""
@@ -49,8 +67,8 @@ def test_pushed_image_is_pulled_and_served_through_a_loadbalancer(kube, namespac
     apply(kube, namespace, echo_workload(image))
     pods = wait_for(lambda: ready_pods(kube, namespace, "app=echo"), 90, what="the echo pod to be Ready")
     status = pods[0].status.container_statuses[0]
-    # The digest the registry gave the pushed image, under the name it was pushed as.
-    assert status.image_id.startswith(image.rsplit(":", 1)[0] + "@sha256:"), (status.image_id, image)
+    # The digest the registry gives the pushed tag, under the name it was pushed as.
+    assert status.image_id == image.rsplit(":", 1)[0] + "@" + registry_digest(image), (status.image_id, image)
 
     address = lb_address(kube, namespace, "echo")
     pool_prefix = DEFAULTS["local_cluster_lb_pool"].rsplit(".", 1)[0]

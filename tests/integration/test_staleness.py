@@ -40,18 +40,25 @@ def test_an_updated_object_is_served_within_the_window_and_never_mixed(frontend_
 
     upload(gcs_session, "gcsfront-local", name, new)
     updated = time.monotonic()
-    seen_new_in_a_row, bodies, deadline = 0, {"old": 0, "new": 0}, updated + WINDOW + 15
+    # Behaviour, not speed: an old body after the documented window fails, however loaded the machine. How soon
+    # the new version was served everywhere is a figure, printed.
+    seen_new_in_a_row, bodies, last_old, first_of_run = 0, {"old": 0, "new": 0}, None, None
     while seen_new_in_a_row < 30:
-        assert time.monotonic() < deadline, "still serving the old version %ds after the update (window %ds): %s" % (
-            time.monotonic() - updated, WINDOW, bodies)
+        since = time.monotonic() - updated  # when asked: the body is the one the pod chose then or later
         r = session.get(frontend_url + name, timeout=5)
         assert r.status_code == 200, (r.status_code, r.text[:200])
         assert r.content in (old, new), "a torn or mixed body: %d bytes, starts %r, ends %r" % (
             len(r.content), r.content[:8], r.content[-8:])
-        kind = "new" if r.content == new else "old"
-        bodies[kind] += 1
-        seen_new_in_a_row = seen_new_in_a_row + 1 if kind == "new" else 0
+        if r.content == new:
+            bodies["new"] += 1
+            first_of_run = since if seen_new_in_a_row == 0 else first_of_run
+            seen_new_in_a_row += 1
+        else:
+            bodies["old"] += 1
+            last_old, seen_new_in_a_row = since, 0
+            assert since <= WINDOW, "the old version served %.1fs after the update, past the documented %ds window " \
+                "(docs/preset.md, Staleness): %s" % (since, WINDOW, bodies)
         time.sleep(0.2)
-    took = time.monotonic() - updated
-    print("staleness: the update was served everywhere after %.1fs (window %ds; %s)" % (took, WINDOW, bodies))
-    assert took <= WINDOW + 15
+    last_old = "none" if last_old is None else "%.1fs" % last_old
+    print("staleness figure: the new version served everywhere %.1fs after the update, the last old body at %s "
+          "(documented window %ds; bodies %s)" % (first_of_run, last_old, WINDOW, bodies))
