@@ -27,7 +27,7 @@ import re
 
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+REPO = pathlib.Path(__file__).resolve().parents[3]
 GENERATED = ("benchmarks.md", "reliability.md")
 # The hand-written pages: the README and every page of docs/ the benchmark runs do not write.
 QUOTING = [REPO / "README.md"] + sorted(p for p in (REPO / "docs").glob("*.md") if p.name not in GENERATED)

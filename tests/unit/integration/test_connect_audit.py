@@ -7,7 +7,7 @@ import pathlib
 
 import pytest
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "integration"))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[3] / "tests/integration"))
 from connect_audit import connects, is_loopback, non_loopback  # noqa: E402
 
 TRACE = """\

@@ -11,7 +11,7 @@ import pytest
 
 from ansible_collections.gcsfront.gke.plugins.module_utils._gcs import SMOKE_PICK_MAX_BYTES, pick_smoke_object
 
-COLLECTIONS = pathlib.Path(__file__).resolve().parents[2] / "collections"
+COLLECTIONS = pathlib.Path(__file__).resolve().parents[4] / "collections"
 
 
 def _items(**sizes):

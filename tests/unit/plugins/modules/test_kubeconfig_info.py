@@ -16,7 +16,7 @@ import yaml
 from ansible_collections.gcsfront.gke.plugins.module_utils._kubeconfig import (
     KubeconfigError, auth_problem, describe, files, merge)
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+REPO = pathlib.Path(__file__).resolve().parents[4]
 GKE = "gke_my-project_asia-northeast1-a_gcsfront-cluster1"
 # What gcloud container clusters get-credentials writes with the plugin installed, and what older gcloud wrote.
 PLUGIN_USER = {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": "gke-gcloud-auth-plugin",

@@ -25,7 +25,7 @@ import pytest
 import requests
 from conftest import render_frontend
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+REPO = pathlib.Path(__file__).resolve().parents[4]
 # The absolute paths the configurations use in the pod (roles/frontend/vars/main.yml), moved under a test root.
 POD_PATHS = ["/tmp/gcsfront", "/var/cache/gcsfront-catalog", "/var/cache/gcsfront", "/mnt/gcs", "/usr/share/gcsfront"]
 # The image's njs handler and Lua module, from this checkout, where the Dockerfile puts them.
