@@ -17,6 +17,8 @@ description:
     mount settles.
   - Also checks that C(HEAD) gives the object's size, that a C(Range) request gives its first byte with 206, and
     that a missing path gives 404.
+  - With O(address_only=true), it only waits for the address and returns it with the Service's base URL, for a
+    caller that talks to the Service itself (no HTTP request, no bucket).
   - Read-only. It never returns or logs the body.
 author:
   - gcsfront maintainers (@gcsfront)
@@ -55,9 +57,14 @@ options:
         O(missing_path) to check, with a warning.
     type: str
   bucket:
-    description: The bucket the Service serves.
+    description: The bucket the Service serves. Required unless O(address_only=true).
     type: str
-    required: true
+  address_only:
+    description:
+      - Only wait for the Service's LoadBalancer address and return RV(address) and RV(url), with no HTTP request.
+      - O(bucket), O(object), O(path), O(missing_path), O(server_name) and O(ca_path) are then an error.
+    type: bool
+    default: false
   object:
     description: Name of the object in the bucket. Defaults to O(path) without its leading C(/).
     type: str
@@ -120,17 +127,29 @@ EXAMPLES = r"""
     gcs_endpoint: http://10.254.254.17:4443
     gcs_credentials_file: /var/lib/gcsfront/gcs-emulator/service-account/service-account.json
     wait_timeout: 120
+
+- name: Wait for a Service's LoadBalancer address only, to talk to the Service on port 4444.
+  gcsfront.gke.lb_smoke:
+    name: gcs-proxy
+    namespace: gcsfront-bench
+    port: 4444
+    address_only: true
+  register: proxy_lb
+
+- name: Use its base URL.
+  ansible.builtin.uri:
+    url: "{{ proxy_lb.url }}/__proxy/config"
 """
 
 RETURN = r"""
 object:
   description: The object compared; null when the bucket had none to pick.
-  returned: always
+  returned: unless O(address_only=true)
   type: str
   sample: index.html
 object_picked:
   description: Whether the module picked the object from the bucket's listing (neither O(path) nor O(object) given).
-  returned: always
+  returned: unless O(address_only=true)
   type: bool
   sample: true
 address:
@@ -139,13 +158,20 @@ address:
   type: str
   sample: 10.254.254.18
 url:
-  description: The URL that was fetched.
+  description:
+    - The URL that was fetched.
+    - With O(address_only=true), the Service's base URL, without a trailing slash.
   returned: when the Service got an address
   type: str
   sample: http://10.254.254.18:80/index.html
+port:
+  description: The Service port the URL names.
+  returned: when the Service got an address
+  type: int
+  sample: 80
 status:
   description: HTTP status of the last GET.
-  returned: when the Service got an address
+  returned: when the Service got an address, unless O(address_only=true)
   type: int
   sample: 200
 bytes:
@@ -169,7 +195,7 @@ matched:
   type: bool
   sample: true
 attempts:
-  description: GET attempts until the answer.
+  description: GET attempts until the answer (none with O(address_only=true)).
   returned: always
   type: int
   sample: 1
@@ -208,6 +234,10 @@ except ImportError:
     K8S_IMPORT_ERROR = traceback.format_exc()
 
 
+# The options of the fetch, an error with address_only.
+FETCH_ONLY = ("bucket", "object", "path", "missing_path", "server_name", "ca_path")
+
+
 def argument_spec():
     spec = dict(AUTH_ARG_SPEC)
     spec.pop("validate_certs", None)  # ours is about the LoadBalancer; the API's comes from the kubeconfig
@@ -218,8 +248,9 @@ def argument_spec():
         port=dict(type="int"),
         scheme=dict(type="str", choices=["http", "https"], default="http"),
         path=dict(type="str"),
-        bucket=dict(type="str", required=True),
+        bucket=dict(type="str"),
         object=dict(type="str"),
+        address_only=dict(type="bool", default=False),
         missing_path=dict(type="str", default="/gcsfront-smoke-missing-object"),
         wait_timeout=dict(type="int", default=300),
         wait_sleep=dict(type="int", default=5),
@@ -231,46 +262,10 @@ def argument_spec():
     return spec
 
 
-def main():
-    module = AnsibleModule(argument_spec=argument_spec(), mutually_exclusive=GCS_MUTUALLY_EXCLUSIVE,
-                           supports_check_mode=True)
-    began = time.monotonic()
-    if K8S_IMPORT_ERROR:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=K8S_IMPORT_ERROR)
-    if not HAS_GOOGLE_AUTH:
-        module.fail_json(msg=missing_required_lib("google-auth"), exception=GOOGLE_AUTH_IMPORT_ERROR)
-    p = module.params
-    result = dict(changed=False, attempts=0)
-
-    def fail(msg, **extra):
-        module.fail_json(msg=msg, elapsed=round(time.monotonic() - began, 3), **dict(result, **extra))
-
-    if p["path"] is not None and not p["path"].startswith("/"):
-        fail("path must start with '/': %s" % p["path"])
-    obj = p["object"] or (p["path"] or "").lstrip("/") or None
-    result.update(object_picked=obj is None)
+def wait_for_address(p, fail):
+    """(address, Service dict) once the Service has a LoadBalancer address. A missing Service counts as waiting:
+    it may be being created."""
     where = "Service %s/%s" % (p["namespace"], p["name"])
-
-    # 1. The object, from the bucket: fails fast when it is missing or the credentials are wrong.
-    expected = None
-    try:
-        client = GcsClient(p["gcs_endpoint"], session_from_params(p), timeout=p["request_timeout"])
-        if obj is None:
-            obj = pick_smoke_object(client.list_page(p["bucket"], fields="items(name,size)").get("items", []))
-        if obj is not None:
-            expected = client.read(p["bucket"], obj)
-    except GcsError as e:
-        if e.status == 404:
-            fail("Object gs://%s/%s not found in the bucket (GCS JSON API at %s answered 404)"
-                 % (p["bucket"], obj, p["gcs_endpoint"]) if obj else
-                 "Bucket gs://%s not found (GCS JSON API at %s answered 404)" % (p["bucket"], p["gcs_endpoint"]))
-        fail("Cannot read %s from the bucket: %s" % ("gs://%s/%s" % (p["bucket"], obj) if obj else "a listing", e))
-    result.update(object=obj)
-    if obj is None:
-        module.warn("gs://%s has no object of at most 1 MiB in its first 1,000 names to compare: only the 404 of %s "
-                    "was checked (set path or object)" % (p["bucket"], p["missing_path"]))
-
-    # 2. The Service's address. A missing Service counts as waiting: it may be being created.
     # The client is made from the auth options alone: get_api_client(module=...) expects
     # kubernetes.core's own module class.
     auth = {k: p[k] for k in AUTH_ARG_SPEC if k in p and p[k] is not None}
@@ -292,14 +287,74 @@ def main():
         if last_error is not None and "service" in found:
             why += "; last error: %s" % first_line(last_error, 200)
         fail("Timed out after %ds waiting for %s to get a LoadBalancer address (%s)" % (p["wait_timeout"], where, why))
-    ports = (found["service"].get("spec") or {}).get("ports") or [{}]
+    return address, found["service"]
+
+
+def base_url(p, address, service):
+    """(scheme://address:port, port): the port is O(port), else the Service's port named as the scheme, else its
+    first."""
+    ports = (service.get("spec") or {}).get("ports") or [{}]
     named = {item.get("name"): item.get("port") for item in ports}
     port = p["port"] or named.get(p["scheme"]) or ports[0].get("port") or 80
     host = "[%s]" % address if ":" in address else address
-    base = "%s://%s:%s" % (p["scheme"], host, port)
+    return "%s://%s:%s" % (p["scheme"], host, port), port
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), mutually_exclusive=GCS_MUTUALLY_EXCLUSIVE,
+                           required_if=[("address_only", False, ("bucket",))], supports_check_mode=True)
+    began = time.monotonic()
+    p = module.params
+    result = dict(changed=False, attempts=0)
+
+    def fail(msg, **extra):
+        module.fail_json(msg=msg, elapsed=round(time.monotonic() - began, 3), **dict(result, **extra))
+
+    if p["address_only"]:
+        # missing_path has a default: only a value other than it was set by the caller.
+        given = [k for k in FETCH_ONLY if p[k] is not None
+                 and not (k == "missing_path" and p[k] == module.argument_spec[k]["default"])]
+        if given:
+            fail("address_only waits for the address only, with no HTTP request: remove %s" % ", ".join(given))
+    if K8S_IMPORT_ERROR:
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=K8S_IMPORT_ERROR)
+    if p["address_only"]:
+        address, service = wait_for_address(p, fail)
+        url, port = base_url(p, address, service)
+        module.exit_json(address=address, url=url, port=port, elapsed=round(time.monotonic() - began, 3), **result)
+    if not HAS_GOOGLE_AUTH:
+        module.fail_json(msg=missing_required_lib("google-auth"), exception=GOOGLE_AUTH_IMPORT_ERROR)
+
+    if p["path"] is not None and not p["path"].startswith("/"):
+        fail("path must start with '/': %s" % p["path"])
+    obj = p["object"] or (p["path"] or "").lstrip("/") or None
+    result.update(object_picked=obj is None)
+
+    # 1. The object, from the bucket: fails fast when it is missing or the credentials are wrong.
+    expected = None
+    try:
+        client = GcsClient(p["gcs_endpoint"], session_from_params(p), timeout=p["request_timeout"])
+        if obj is None:
+            obj = pick_smoke_object(client.list_page(p["bucket"], fields="items(name,size)").get("items", []))
+        if obj is not None:
+            expected = client.read(p["bucket"], obj)
+    except GcsError as e:
+        if e.status == 404:
+            fail("Object gs://%s/%s not found in the bucket (GCS JSON API at %s answered 404)"
+                 % (p["bucket"], obj, p["gcs_endpoint"]) if obj else
+                 "Bucket gs://%s not found (GCS JSON API at %s answered 404)" % (p["bucket"], p["gcs_endpoint"]))
+        fail("Cannot read %s from the bucket: %s" % ("gs://%s/%s" % (p["bucket"], obj) if obj else "a listing", e))
+    result.update(object=obj)
+    if obj is None:
+        module.warn("gs://%s has no object of at most 1 MiB in its first 1,000 names to compare: only the 404 of %s "
+                    "was checked (set path or object)" % (p["bucket"], p["missing_path"]))
+
+    # 2. The Service's address.
+    address, service = wait_for_address(p, fail)
+    base, port = base_url(p, address, service)
     url = base + (p["path"] or "/" + quote(obj or "", safe="/"))
     missing_url = base + p["missing_path"]
-    result.update(address=address, url=url if obj else missing_url)
+    result.update(address=address, port=port, url=url if obj else missing_url)
 
     # 3. The object through the LoadBalancer (or, with none, the missing path), until it answers or the deadline.
     remaining = max(1, p["wait_timeout"] - (time.monotonic() - began))
