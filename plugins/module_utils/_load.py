@@ -359,3 +359,42 @@ def parse_vegeta_report(json_text, sent_at_most=None):
     if sent_at_most is None:
         return figures
     return _drop_exhausted(figures, sent_at_most, [str(e) for e in report.get("errors") or []], seconds)
+
+
+# --- the record ----------------------------------------------------------------------------------------------
+
+def gcs_calls_by_kind(stats):
+    """The GCS calls counted by the GCS latency proxy, from its /__proxy/stats ({"requests": {kind: count}}). Its
+    token exchanges are not GCS calls and are left out."""
+    requests = stats.get("requests") if isinstance(stats, dict) else None
+    if not isinstance(requests, dict):
+        raise LoadOutputError("no 'requests' object in the proxy's stats")
+    return {str(kind): int(n) for kind, n in requests.items() if kind != "token"}
+
+
+def finished_record(labels, figures=None, error="", gcs_calls=None):
+    """One run as results.json keeps it: the labels, whether it failed and why, its figures (empty or None when it
+    failed), and with the proxy's counters the GCS calls by kind, in all and per request served."""
+    figures = figures or {}
+    failed = bool(error)
+    record = dict(labels or {})
+    record.update(
+        failed=failed,
+        error=error,
+        requests=figures.get("requests", 0),
+        errors=figures.get("errors"),
+        requests_per_second=figures.get("requests_per_second"),
+        time_per_request_ms=figures.get("time_per_request_ms"),
+        latency_ms=figures.get("latency_ms", {}),
+        status_codes=figures.get("status_codes", {}),
+        duration_s=figures.get("duration_s"),
+        gcs_calls=None,
+        gcs_calls_by_kind=None,
+        gcs_calls_per_request=None,
+    )
+    if gcs_calls is not None:
+        total = sum(gcs_calls.values())
+        record.update(gcs_calls=total, gcs_calls_by_kind=dict(gcs_calls))
+        if not failed:
+            record["gcs_calls_per_request"] = round(total / max(record["requests"], 1), 4)
+    return record

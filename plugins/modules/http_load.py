@@ -20,8 +20,10 @@ description:
     (V(wrk), V(vegeta)) or O(requests) * O(timeout) / O(concurrency) + 30 seconds, at most 600 (V(ab)).
   - The tool never goes through a proxy. C(http_proxy), C(https_proxy), C(all_proxy), C(no_proxy) and
     their upper-case forms are removed from its environment with C(env -u).
-  - It changes nothing, so it always reports C(changed=false). The raw output of the tool is not returned
-    on success.
+  - It changes nothing on the server, so it always reports C(changed=false). The raw output of the tool is not
+    returned on success.
+  - It returns RV(record), the finished result of the run as a report keeps it, also when the run fails (then
+    with C(failed=true) and the error), so that a caller with C(failed_when=false) keeps every run.
 author:
   - gcsfront maintainers (@gcsfront)
 requirements:
@@ -107,6 +109,18 @@ options:
     description: Path of the tool. By default the tool's name (V(ab), V(wrk) or V(vegeta)) is looked up
       in the E(PATH) and a missing tool fails the task with a message naming it.
     type: path
+  labels:
+    description:
+      - Fields copied into RV(record) before the figures, naming the run (for example V({target, object, tool})).
+    type: dict
+    default: {}
+  counters_url:
+    description:
+      - The control URL (C(http://host:port)) of a GCS latency proxy in front of the server's bucket. Its counters
+        are zeroed (C(POST /__proxy/reset)) before the load and read (C(GET /__proxy/stats)) after it, so
+        RV(record) holds the GCS calls the run caused, by kind and per request served.
+      - Without it RV(record) has no GCS calls (V(null)).
+    type: str
   cpus:
     description:
       - CPUs to pin the load generator to, with C(taskset -c).
@@ -162,6 +176,17 @@ EXAMPLES = r"""
     duration: 10
     executable: /root/.cache/gcsfront/bin/vegeta-v12.13.0/vegeta
   register: flood
+
+- name: Throughput of a server behind a GCS latency proxy, with the GCS calls the run caused, as a record.
+  gcsfront.gke.http_load:
+    url: http://10.254.254.18/file1.txt
+    tool: wrk
+    duration: 10
+    labels: {target: preset, object: File1, tool: wrk}
+    counters_url: http://10.254.254.19:4444
+  register: run
+  # A run that fails is kept too: run.record says why.
+  failed_when: false
 
 - name: The 2016 measurement, 500 requests by 10 clients.
   gcsfront.gke.http_load:
@@ -275,6 +300,19 @@ duration_s:
   returned: success, not in check mode
   type: float
   sample: 1.025
+record:
+  description:
+    - The finished result of the run, O(labels) first, then C(failed) and C(error) (empty on success), the figures
+      (C(requests), C(errors), C(requests_per_second), C(time_per_request_ms), C(latency_ms), C(status_codes),
+      C(duration_s); C(0), V(null) or empty when the run failed), and C(gcs_calls) (in all),
+      C(gcs_calls_by_kind) and C(gcs_calls_per_request) (V(null) when the run failed) with O(counters_url), else
+      V(null).
+  returned: always, failures included, except in check mode and for invalid options
+  type: dict
+  sample: {target: preset, object: File1, tool: wrk, failed: false, error: "", requests: 80214, errors: 0,
+           requests_per_second: 40107.0, time_per_request_ms: 0.25, latency_ms: {mean: 0.25, p50: 0.2, p99: 1.1},
+           status_codes: {}, duration_s: 2.0, gcs_calls: 0, gcs_calls_by_kind: {metadata: 0, read: 0},
+           gcs_calls_per_request: 0.0}
 stdout_tail:
   description: The last 2000 characters of the tool's output.
   returned: when the tool failed or its output could not be parsed
@@ -282,14 +320,16 @@ stdout_tail:
   sample: "Benchmarking 10.254.254.18 (be patient)..."
 """
 
+import json
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.urls import fetch_url
 from ansible_collections.gcsfront.gke.plugins.module_utils._errors import first_line
 from ansible_collections.gcsfront.gke.plugins.module_utils._load import (
-    LoadOutputError, ab_argv, bounds_problem, cpus_problem, failure_line, guard_seconds, guarded,
-    normalize_url, parse_ab, parse_vegeta_report, parse_wrk, url_problem, vegeta_attack_argv, vegeta_report_argv,
-    vegeta_distinct_targets, vegeta_target, wrk_argv)
+    LoadOutputError, ab_argv, bounds_problem, cpus_problem, failure_line, finished_record, gcs_calls_by_kind,
+    guard_seconds, guarded, normalize_url, parse_ab, parse_vegeta_report, parse_wrk, url_problem, vegeta_attack_argv,
+    vegeta_report_argv, vegeta_distinct_targets, vegeta_target, wrk_argv)
 
 REPORT_LIMIT = 60  # seconds for `vegeta report` to read the results file
 GUARD_RCS = (124, 128 + 9)  # timeout(1): the limit was reached; the tool then needed SIGKILL
@@ -309,8 +349,29 @@ def argument_spec():
         distinct_paths=dict(type="int", default=0),
         timeout=dict(type="float", default=10.0),
         executable=dict(type="path"),
+        labels=dict(type="dict", default={}),
+        counters_url=dict(type="str"),
         cpus=dict(type="list", elements="int"),
     )
+
+
+COUNTERS_TIMEOUT = 10  # seconds for the proxy's control port to answer
+
+
+def proxy_counters(module, counters_url, action):
+    """Zero (action "reset") or read (action "stats") the GCS latency proxy's counters; (GCS calls by kind or None,
+    error or "")."""
+    method, status = ("POST", 204) if action == "reset" else ("GET", 200)
+    url = counters_url.rstrip("/") + "/__proxy/" + action
+    resp, info = fetch_url(module, url, method=method, use_proxy=False, timeout=COUNTERS_TIMEOUT)
+    if info.get("status") != status:
+        return None, "%s %s answered %s, not %d: %s" % (method, url, info.get("status"), status, info.get("msg", ""))
+    if action == "reset":
+        return None, ""
+    try:
+        return gcs_calls_by_kind(json.loads(resp.read())), ""
+    except (ValueError, LoadOutputError) as e:
+        return None, "%s %s: %s" % (method, url, first_line(e, 300))
 
 
 def find_executable(module, tool, executable, fail):
@@ -333,7 +394,7 @@ def main():
     def fail(msg, **extra):
         module.fail_json(msg=msg, **dict(result, **extra))
 
-    problem = url_problem(p["url"]) or bounds_problem(
+    problem = url_problem(p["url"]) or (p["counters_url"] and url_problem(p["counters_url"])) or bounds_problem(
         tool, requests=p["requests"], concurrency=p["concurrency"], duration=p["duration"], threads=p["threads"],
         rate=p["rate"], max_workers=p["max_workers"], timeout=p["timeout"], distinct_paths=p["distinct_paths"])
     cpus = p["cpus"] or []
@@ -377,24 +438,39 @@ def main():
         module.exit_json(skipped=True, msg="Check mode: %s would send load to %s; nothing was sent" % (tool, url),
                          **result)
 
+    def read_counters():
+        if not p["counters_url"]:
+            return None, ""
+        return proxy_counters(module, p["counters_url"], "stats")
+
+    def fail_run(msg, **extra):
+        # The record too: a caller that keeps failed runs (failed_when: false) reports this one.
+        calls, _counters_error = read_counters()
+        fail(msg, record=finished_record(p["labels"], error=msg, gcs_calls=calls), **extra)
+
+    if p["counters_url"]:
+        _calls, problem = proxy_counters(module, p["counters_url"], "reset")
+        if problem:
+            fail("cannot zero the GCS proxy's counters: %s" % problem)
+
     def run(argv, what, data=None):
         rc, out, err = module.run_command(argv, data=data, binary_data=True, expand_user_and_vars=False)
         if what == tool:
             result.update(ran=True, rc=rc)
         if rc in GUARD_RCS:
-            fail("%s against %s failed (rc %d): stopped by the %ds wall-clock guard" % (what, url, rc, limit),
-                 stdout_tail=out[-2000:])
+            fail_run("%s against %s failed (rc %d): stopped by the %ds wall-clock guard" % (what, url, rc, limit),
+                     stdout_tail=out[-2000:])
         if rc != 0:
-            fail("%s against %s failed (rc %d): %s" % (what, url, rc, failure_line(out, err)),
-                 stdout_tail=out[-2000:])
+            fail_run("%s against %s failed (rc %d): %s" % (what, url, rc, failure_line(out, err)),
+                     stdout_tail=out[-2000:])
         return rc, out
 
     def parse(parser, rc, out, what):
         try:
             return parser(out)
         except LoadOutputError as e:
-            fail("%s against %s failed (rc %d): cannot parse its output: %s" % (what, url, rc, first_line(e, 300)),
-                 stdout_tail=out[-2000:])
+            fail_run("%s against %s failed (rc %d): cannot parse its output: %s"
+                     % (what, url, rc, first_line(e, 300)), stdout_tail=out[-2000:])
         return None
 
     if tool == "ab":
@@ -418,6 +494,10 @@ def main():
                 if path and os.path.exists(path):
                     os.unlink(path)
     result.update(figures)
+    calls, problem = read_counters()
+    if problem:
+        fail("cannot read the GCS proxy's counters: %s" % problem)
+    result["record"] = finished_record(p["labels"], figures, gcs_calls=calls)
     module.exit_json(**result)
 
 

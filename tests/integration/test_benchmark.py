@@ -67,8 +67,12 @@ def test_every_figure_is_produced_and_sane(results, target):
         ab = run_of(data, target, obj, "ab")
         assert ab["requests"] == data["load"]["ab_requests"] or target == "2016 configuration", ab
         if target != "2016 configuration":  # too slow for the rate: vegeta's workers run out
+            # At most what the rate sends in the duration; how close it gets depends on this machine's load, so
+            # it is reported, not asserted.
             vegeta = run_of(data, target, obj, "vegeta")
-            assert vegeta["requests"] == data["load"]["rate"] * data["load"]["rate_duration"], vegeta
+            sent = data["load"]["rate"] * data["load"]["rate_duration"]
+            assert 0 < vegeta["requests"] <= sent, vegeta
+            print("%s %s: vegeta sent %d of %d" % (target, obj, vegeta["requests"], sent))
 
 
 def test_the_proxy_is_in_the_path_and_the_preset_caches(results):
@@ -77,17 +81,17 @@ def test_the_proxy_is_in_the_path_and_the_preset_caches(results):
     assert run_of(data, "2016 configuration", "File1", "wrk")["gcs_calls"] >= 1
     # The preset serves warm requests without GCS.
     assert run_of(data, "preset", "File1", "wrk")["gcs_calls_per_request"] < 0.01
-    cold = {c["target"]: c for c in data["cold"]}
+    cold = {c["target"]: c["fetches"] for c in data["cold"]}
     assert set(cold) == {"2016 configuration", "preset", "nginx-gcs-proxy peer"}
-    # The preset's catalog has listed the never-seen object (through the JSON API, not the mount): its first
-    # fetch is gcsfuse's lookup and one read, each only once per object.
-    preset = cold["preset"]
-    assert preset["gcs_calls"]["read"] == preset["fetches"], cold
-    for c in cold.values():
-        # A never-seen object costs GCS round trips, each delayed by the proxy (30 +- 10 ms).
-        assert c["fetches"] == 3 and c["errors"] == 0, c
-        assert c["gcs_calls"]["read"] >= c["fetches"], c
-        assert 20 <= c["time_ms"] <= c["max_ms"], c
+    # The preset's catalog has listed the never-seen objects (through the JSON API, not the mount): each first
+    # fetch is gcsfuse's lookup and one read, the read only once per object.
+    assert [f["gcs_calls_by_kind"]["read"] for f in cold["preset"]] == [1, 1, 1], cold
+    for fetches in cold.values():
+        assert len(fetches) == 3, fetches
+        for f in fetches:
+            # A never-seen object costs GCS round trips, each delayed by the proxy (30 +- 10 ms): at least one read.
+            assert not f["failed"] and f["errors"] == 0 and f["requests"] == 1, f
+            assert f["gcs_calls_by_kind"]["read"] >= 1, f
 
 
 def test_floods_of_missing_names_are_measured_and_the_catalog_keeps_them_from_gcs(results):
@@ -105,19 +109,28 @@ def test_floods_of_missing_names_are_measured_and_the_catalog_keeps_them_from_gc
         if target == "preset":
             # The catalog answers them without GCS, however many distinct names; the only calls are the
             # catalog's own listing when one falls in the flood (a list call per 1,000 names every 30 s).
-            assert f["gcs_calls_per_miss"] < 0.05 and f["flooded"]["errors"] == 0, f
+            assert f["misses"]["gcs_calls_per_request"] < 0.05 and f["flooded"]["errors"] == 0, f
         if target == "preset without catalog":
             # Each distinct missing name goes to GCS (a metadata lookup and, with implicit dirs, a list).
-            assert f["gcs_calls_per_miss"] >= 1, f
+            assert f["misses"]["gcs_calls_per_request"] >= 1, f
         if target == "nginx-gcs-proxy peer":
             # No index: each distinct missing name is one GCS request.
-            assert f["gcs_calls_per_miss"] >= 0.9, f
+            assert f["misses"]["gcs_calls_per_request"] >= 0.9, f
     assert "## Floods of distinct missing names" in markdown
 
 
 def test_the_report_holds_the_2016_table(results):
-    _data, markdown = results
-    assert "## The 2016 table: `ab -n 100 -c 10`, warm" in markdown
-    assert "| 2016 (GKE, 3 replicas) | 5.4-13.0 |" in markdown
+    """The table's rows and the comparison with 2016 are the runs' own ab figures (the reference row is an input)."""
+    data, markdown = results
+    assert "## The 2016 table: `ab -n %d -c %d`, warm" % (data["load"]["ab_requests"], data["load"]["concurrency"]) in markdown
+    versus = next(line for line in markdown.splitlines() if line.startswith("Versus the best 2016 figure"))
     for target in VARIANTS:
-        assert "| %s |" % target in markdown
+        for obj in OBJECTS:
+            ab = run_of(data, target, obj, "ab")
+            if ab["requests_per_second"] is None:
+                continue
+            assert "| %s |" % target in markdown
+            ratio = ab["requests_per_second"] / data["reference_2016_rps"][obj]["high"]
+            printed = float(versus.split("%s %s " % (target, obj), 1)[1].split("x", 1)[0])
+            # Two significant digits of the measured ratio.
+            assert abs(printed - ratio) <= 0.05 * ratio, (target, obj, ratio, versus)

@@ -1,4 +1,4 @@
-"""The GCS proxy peer of the comparison (issue 10): roles/benchmark/tasks/peer.yml on the live substrate.
+"""The GCS proxy peer of the comparison (issue 10): roles/comparison_lab/tasks/peer.yml on the live substrate.
 
 nginx with proxy_cache straight in front of the GCS API, no FUSE. In a scratch namespace the credentials role
 stores the key Secret and the peer is deployed reading the bucket through a relay of this test's own (a plain
@@ -36,6 +36,13 @@ PLAYBOOK = """\
 - name: Deploy the GCS proxy peer into a scratch namespace.
   hosts: all
   gather_facts: false
+  module_defaults:
+    group/kubernetes.core.k8s:
+      kubeconfig: "{{{{ gcsfront_kubeconfig | default(omit) }}}}"
+      context: "{{{{ gcsfront_kube_context | default(omit) }}}}"
+    group/gcsfront.gke.k8s:
+      kubeconfig: "{{{{ gcsfront_kubeconfig | default(omit) }}}}"
+      context: "{{{{ gcsfront_kube_context | default(omit) }}}}"
   tasks:
     - name: Store the key Secret in the namespace.
       ansible.builtin.include_role:
@@ -45,18 +52,18 @@ PLAYBOOK = """\
 
     - name: Deploy the peer.
       ansible.builtin.include_role:
-        name: gcsfront.gke.benchmark
+        name: gcsfront.gke.comparison_lab
         tasks_from: peer
       vars:
-        benchmark_namespace: {namespace}
-        benchmark_peer_gcs_endpoint: http://{relay}.{namespace}.svc.cluster.local:{port}/storage/v1/
-        benchmark_peer_replicas: 1
-        benchmark_peer_cache_valid: {valid}s
+        comparison_lab_namespace: {namespace}
+        comparison_lab_peer_gcs_endpoint: http://{relay}.{namespace}.svc.cluster.local:{port}/storage/v1/
+        comparison_lab_peer_replicas: 1
+        comparison_lab_peer_cache_valid: {valid}s
 
     - name: Hand the peer's fact to the test.
       ansible.builtin.copy:
         dest: {out}
-        content: "{{{{ _benchmark_peer | to_json }}}}"
+        content: "{{{{ comparison_lab_peer | to_json }}}}"
         mode: "0644"
 """
 

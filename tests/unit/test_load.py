@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.gcsfront.gke.plugins.module_utils._load import (
-    PROXY_VARIABLES, LoadOutputError, ab_argv, bounds_problem, cpus_problem, failure_line, guard_seconds, guarded,
+    PROXY_VARIABLES, LoadOutputError, ab_argv, bounds_problem, cpus_problem, failure_line, finished_record,
+    gcs_calls_by_kind, guard_seconds, guarded,
     normalize_url, parse_ab, parse_vegeta_report, parse_wrk, url_problem, vegeta_attack_argv, vegeta_distinct_targets,
     vegeta_report_argv,
     vegeta_target, wrk_argv, wrk_duration_to_ms, wrk_size_to_bytes)
@@ -647,3 +648,40 @@ def test_failure_line_skips_ab_progress():
                         "has expired (70007)\n") == "apr_pollset_poll: The timeout specified has expired (70007)"
     assert failure_line("Usage: wrk <options> <url>   \n  Options:", "") == "Usage: wrk <options> <url>"
     assert failure_line("", "") == "(no output)"
+
+
+# --- the record ----------------------------------------------------------------------------------------------
+
+def test_gcs_calls_leave_the_proxys_token_exchanges_out():
+    stats = {"requests": {"metadata": 2, "list": 0, "read": 3, "token": 7}, "delayed_ms": 120}
+    assert gcs_calls_by_kind(stats) == {"metadata": 2, "list": 0, "read": 3}
+
+
+@pytest.mark.parametrize("stats", [{}, {"requests": []}, [], None])
+def test_gcs_calls_refuse_stats_without_counters(stats):
+    with pytest.raises(LoadOutputError, match="no 'requests' object"):
+        gcs_calls_by_kind(stats)
+
+
+def test_the_record_holds_the_labels_the_figures_and_the_gcs_calls_per_request():
+    figures = parse_wrk(WRK_MS)
+    record = finished_record({"target": "preset", "tool": "wrk"}, figures, gcs_calls={"metadata": 1, "read": 3})
+    assert record["target"] == "preset" and record["tool"] == "wrk"
+    assert record["failed"] is False and record["error"] == ""
+    for key in ("requests", "errors", "requests_per_second", "time_per_request_ms", "latency_ms", "duration_s"):
+        assert record[key] == figures[key], key
+    assert record["gcs_calls"] == 4 and record["gcs_calls_by_kind"] == {"metadata": 1, "read": 3}
+    assert record["gcs_calls_per_request"] == round(4 / figures["requests"], 4)
+
+
+def test_a_record_without_counters_has_no_gcs_calls():
+    record = finished_record({}, parse_wrk(WRK_MS))
+    assert (record["gcs_calls"], record["gcs_calls_by_kind"], record["gcs_calls_per_request"]) == (None, None, None)
+
+
+def test_a_failed_run_keeps_its_error_and_its_gcs_calls_but_no_figures():
+    record = finished_record({"target": "2016 configuration"}, error="ab against http://x/ failed (rc 1): timeout",
+                             gcs_calls={"read": 5})
+    assert record["failed"] is True and record["error"].startswith("ab against")
+    assert record["requests"] == 0 and record["requests_per_second"] is None and record["latency_ms"] == {}
+    assert record["gcs_calls"] == 5 and record["gcs_calls_per_request"] is None

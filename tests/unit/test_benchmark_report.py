@@ -1,0 +1,81 @@
+"""roles/benchmark/tasks/render_report.yml: a report rendered from its results.json alone (results.md here).
+
+The figures are a small hand-made results.json in the shape report.yml writes; nothing is measured and nothing
+reaches a cluster (the play runs on localhost only).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+PLAYBOOK = """\
+- name: Render a benchmark report from its JSON.
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Render it.
+      ansible.builtin.include_role:
+        name: gcsfront.gke.benchmark
+        tasks_from: render_report
+      vars:
+        benchmark_publish_dir: ""
+        benchmark_report: {dir: "%s", json: results.json, template: results.md.j2, md: results.md, chart: chart.png,
+                           page: benchmarks.md}
+"""
+
+
+def run(target, rps, high=13.0):
+    return {"target": target, "object": "File1", "tool": "ab", "failed": False, "error": "", "requests": 100,
+            "errors": 0, "requests_per_second": rps, "time_per_request_ms": 1000.0 / rps, "latency_ms": {"max": 1.0},
+            "status_codes": {}, "duration_s": 1.0, "gcs_calls": None, "gcs_calls_by_kind": None,
+            "gcs_calls_per_request": None}
+
+
+def render(tmp_path, results):
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    playbook = tmp_path / "render.yml"
+    playbook.write_text(PLAYBOOK % tmp_path)
+    proc = subprocess.run([str(REPO / ".venv/bin/ansible-playbook"), str(playbook)], cwd=REPO,
+                          env=dict(os.environ, ANSIBLE_NOCOLOR="1"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, check=False, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    return (tmp_path / "results.md").read_text()
+
+
+def test_the_2016_comparison_shows_the_ratio_with_two_significant_digits(tmp_path):
+    results = {"mode": "short", "date": "2026-12-05T06:00:00+00:00", "machine": {"cores": 2, "memory_mb": 4000, "cpu": "x"},
+               "load": {"ab_requests": 100, "concurrency": 10, "wrk_duration": 2, "rate": 100, "rate_duration": 2},
+               "objects": [{"label": "File1", "name": "file1.txt"}], "gcs_latency": None,
+               "reference_2016_rps": {"File1": {"low": 5.4, "high": 13.0}},
+               "runs": [run("2016 configuration", 6.84), run("preset", 40286.0), run("slow", 1.0)],
+               "cold": [], "flood": []}
+    markdown = render(tmp_path, results)
+    line = next(x for x in markdown.splitlines() if x.startswith("Versus the best 2016 figure"))
+    # 6.84 / 13.0 = 0.526..., 40286 / 13.0 = 3098.9..., 1.0 / 13.0 = 0.0769...
+    assert "2016 configuration File1 0.53x" in line, line
+    assert "preset File1 3100x" in line, line
+    assert "slow File1 0.077x" in line, line
+    # The table's rows are the measured runs, read from the JSON.
+    assert "| 2016 configuration | 6.84 |" in markdown and "| preset | 40286.0 |" in markdown
+
+
+def test_the_cold_table_takes_the_median_the_slowest_and_the_sum_of_gcs_calls_of_the_fetches(tmp_path):
+    def fetch(ms, calls):
+        return dict(run("preset", 1000.0 / ms), object="bench/cold-x", time_per_request_ms=ms, requests=1,
+                    gcs_calls=sum(calls.values()), gcs_calls_by_kind=calls)
+
+    results = {"mode": "short", "date": "2026-12-05T06:00:00+00:00", "machine": {"cores": 2, "memory_mb": 4000, "cpu": "x"},
+               "load": {"ab_requests": 100, "concurrency": 10, "wrk_duration": 2, "rate": 100, "rate_duration": 2},
+               "objects": [{"label": "File1", "name": "file1.txt"}], "gcs_latency": None,
+               "reference_2016_rps": {"File1": {"low": 5.4, "high": 13.0}}, "runs": [run("preset", 100.0)],
+               "cold": [{"target": "preset", "fetches": [fetch(90.0, {"metadata": 1, "read": 1, "list": 0}),
+                                                         fetch(35.0, {"metadata": 1, "read": 1, "list": 0}),
+                                                         fetch(40.0, {"metadata": 2, "read": 1, "list": 0})]}],
+               "flood": []}
+    markdown = render(tmp_path, results)
+    assert "| preset | 3 | 40.0 | 90.0 | metadata 4, read 3 |" in markdown, markdown
