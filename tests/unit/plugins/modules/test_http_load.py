@@ -17,7 +17,7 @@ import threading
 
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+REPO = pathlib.Path(__file__).resolve().parents[4]
 ANSIBLE = REPO / ".venv/bin/ansible"
 MODULE = REPO / "plugins/modules/http_load.py"
 BODY = b"0123456789"

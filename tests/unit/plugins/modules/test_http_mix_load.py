@@ -13,7 +13,7 @@ import threading
 
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+REPO = pathlib.Path(__file__).resolve().parents[4]
 ANSIBLE = REPO / ".venv/bin/ansible"
 VEGETA = "/root/.cache/gcsfront/bin/vegeta-v12.13.0/vegeta"
 ENV = dict(os.environ, ANSIBLE_CALLBACK_RESULT_FORMAT="json", ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",

@@ -7,7 +7,7 @@ import pathlib
 
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+REPO = pathlib.Path(__file__).resolve().parents[4]
 SPEC = importlib.util.spec_from_file_location("reliability", REPO / "roles/benchmark/files/reliability.py")
 reliability = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(reliability)

@@ -11,7 +11,7 @@ import os
 import pathlib
 import subprocess
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+REPO = pathlib.Path(__file__).resolve().parents[4]
 
 PLAYBOOK = """\
 - name: Render a benchmark report from its JSON.
