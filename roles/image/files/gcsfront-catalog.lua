@@ -251,6 +251,28 @@ local function redirect_to_slash()
     return ngx.redirect(ngx.var.request_uri:match("^[^?]*") .. "/" .. (args and "?" .. args or ""), 301)
 end
 
+-- What the request's name is in the catalog: "object" and the object's name (a directory's main page for a name
+-- ending in /), "redirect" (a directory without its slash), or "unknown". has(dict, state, name) says whether the
+-- catalog holds a name (the front's per-worker table, or the dict itself).
+local function resolve(dict, state, has)
+    local name = ngx.var.uri:sub(2)
+    local main_page = state.main_page
+    if name == "" or name:sub(-1) == "/" then
+        if main_page ~= "" and has(dict, state, name .. main_page) then
+            return "object", name .. main_page
+        end
+    elseif has(dict, state, name) then
+        return "object", name
+    elseif main_page ~= "" and has(dict, state, name .. "/" .. main_page) then
+        return "redirect"
+    end
+    return "unknown"
+end
+
+local function in_dict(dict, _state, name)
+    return dict:get(name) ~= nil
+end
+
 -- rewrite_by_lua of the front's location /, before its cache: an object of the catalog, or a directory with a
 -- main page, goes on to the cache (and through the catalog server when the cache lacks it); a directory without
 -- its slash is redirected; any other name is unknown (404, paced by the unknown-name location), so it never
@@ -260,50 +282,37 @@ function M.screen()
     if not dict then
         return  -- the mount decides
     end
-    local name = ngx.var.uri:sub(2)
-    local main_page = state.main_page
-    if name == "" or name:sub(-1) == "/" then
-        if main_page ~= "" and lookup(dict, state, name .. main_page) then
-            return
-        end
-    else
-        if lookup(dict, state, name) then
-            return
-        end
-        if main_page ~= "" and lookup(dict, state, name .. "/" .. main_page) then
-            return redirect_to_slash()
-        end
+    local kind = resolve(dict, state, lookup)
+    if kind == "redirect" then
+        return redirect_to_slash()
+    elseif kind == "unknown" then
+        return ngx.exec(settings.unknown_location)
     end
-    return ngx.exec(settings.unknown_location)
 end
 
 -- rewrite_by_lua of the catalog server, which fills and refreshes the front's cache: an object of the catalog
--- goes on to the mount (its headers are set by M.headers); a name ending in / serves its main page; a directory
--- without its slash is redirected; any other name is unknown (404).
+-- goes on to the mount (its headers are set by M.headers; a directory's name becomes its main page's, which the
+-- mount serves); a directory without its slash is redirected; any other name is unknown (404).
 function M.route()
     local dict, state = active()
     if not dict then
         return  -- the mount decides
     end
-    local name = ngx.var.uri:sub(2)
-    local main_page = state.main_page
-    if name == "" or name:sub(-1) == "/" then
-        local value = main_page ~= "" and dict:get(name .. main_page)
-        if value then
-            ngx.req.set_uri("/" .. name .. main_page, false)
+    local kind, object = resolve(dict, state, in_dict)
+    if kind == "object" then
+        if object ~= ngx.var.uri:sub(2) then
+            ngx.req.set_uri("/" .. object, false)
+        end
+        local value = dict:get(object)
+        if value then  -- (a new catalog may have been swapped in since resolve: then the mount decides)
             return known(value)
         end
+    elseif kind == "redirect" then
+        ngx.var.gcsfront_decided = "1"
+        return redirect_to_slash()
     else
-        local value = dict:get(name)
-        if value then
-            return known(value)
-        end
-        if main_page ~= "" and dict:get(name .. "/" .. main_page) then
-            ngx.var.gcsfront_decided = "1"
-            return redirect_to_slash()
-        end
+        return ngx.exec(settings.unknown_location)
     end
-    return ngx.exec(settings.unknown_location)
 end
 
 -- rewrite_by_lua of the not-found location: the page becomes the URI to fetch (and to cache under), or a plain 404.
