@@ -349,8 +349,11 @@ end
 function M.headers()
     local value = ngx.var.gcsfront_object
     if value == "" then
-        if ngx.var.gcsfront_decided == "1" and not ngx.var.http_x_gcsfront_refresh then
-            ngx.header["X-Accel-Expires"] = "0"  -- a redirect of the catalog's own: the next catalog may differ
+        -- A redirect of the catalog's own is not cached (the next catalog may differ) unless a refresh asked: the
+        -- rule of the unknown-name location, $gcsfront_uncacheable.
+        local uncacheable = ngx.var.gcsfront_decided == "1" and ngx.var.gcsfront_uncacheable or ""
+        if uncacheable ~= "" then
+            ngx.header["X-Accel-Expires"] = uncacheable
         end
         return
     end

@@ -92,19 +92,20 @@ local function refresh(premature, key, path, cached_status, validators, filled_w
         return  -- nginx is reloading or stopping
     end
     local dict = settings.dict
-    local status, detail, changed
-    if catalog_changed(filled_with) then
-        -- The object or its metadata changed: fetched again, whatever the mount's stat cache says yet.
-        changed = true
-    else
-        -- The catalog saw no change (or cannot say): the mount is asked whether the bytes changed.
+    -- The object or its metadata changed in the catalog: fetched again, whatever the mount's stat cache says yet.
+    -- Otherwise (no change, or the catalog cannot say) the mount is asked whether the bytes changed.
+    local changed, detail = catalog_changed(filled_with), nil
+    if not changed then
+        local status
         status, detail = head(settings.mount_socket, path, validators)
-        changed = status and status < 500 and M.changed(cached_status, next(validators) ~= nil, status)
+        if not status or status >= 500 then
+            -- The mount or GCS is failing: the cache keeps serving what it holds; the next period tries again.
+            ngx.log(ngx.INFO, "gcsfront: refreshing ", path, " failed, serving what the cache holds: ", detail)
+        else
+            changed = M.changed(cached_status, next(validators) ~= nil, status)
+        end
     end
-    if not changed and (not status or status >= 500) then
-        -- The mount or GCS is failing: the cache keeps serving what it holds; the next period tries again.
-        ngx.log(ngx.INFO, "gcsfront: refreshing ", path, " failed, serving what the cache holds: ", detail)
-    elseif changed then
+    if changed then
         local stored
         stored, detail = head(settings.refresh_socket, path, {})
         if not stored or stored >= 500 then
