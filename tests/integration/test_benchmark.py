@@ -75,6 +75,36 @@ def test_every_figure_is_produced_and_sane(results, target):
             print("%s %s: vegeta sent %d of %d" % (target, obj, vegeta["requests"], sent))
 
 
+def test_the_warm_targets_are_measured_head_to_head_round_by_round(results):
+    """The issue's two targets (the preset against local disk, and against itself without the catalog) as ratios of
+    runs in the same round: every run of every round is there, without errors, and each pair has a ratio per round
+    computed from those runs. The ratios are printed, not judged."""
+    data, markdown = results
+    h2h = data["head_to_head"]
+    targets = ("preset", "preset without catalog", "local disk")
+    runs = {(r["round"], r["object"], r["tool"], r["target"]): r for r in h2h["runs"]}
+    assert set(runs) == {(n, o, tool, t) for n in range(1, h2h["rounds"] + 1) for o in OBJECTS
+                         for tool in ("wrk", "vegeta") for t in targets}, sorted(runs)
+    for run in runs.values():
+        assert not run["failed"] and run["errors"] == 0 and run["requests"] > 0, run
+    rows = {(x["object"], x["figure"], x["against"]): x for x in h2h["ratios"]}
+    assert set(rows) == {(o, f, a) for o in OBJECTS for f in ("req/s", "p50 ms", "p99 ms")
+                         for a in ("local disk", "preset without catalog")}, sorted(rows)
+    for (obj, figure, against), row in rows.items():
+        tool, key = ("wrk", "requests_per_second") if figure == "req/s" else ("vegeta", figure.split()[0])
+        expected = []
+        for n in range(1, h2h["rounds"] + 1):
+            a, b = runs[(n, obj, tool, "preset")], runs[(n, obj, tool, against)]
+            fa = a[key] if key == "requests_per_second" else a["latency_ms"][key]
+            fb = b[key] if key == "requests_per_second" else b["latency_ms"][key]
+            if fb:
+                expected.append(round(fa / fb, 3))
+        assert row["ratios"] == expected and row["low"] <= row["median"] <= row["high"], row
+        print("head to head %s %s preset / %s: %sx (%s-%s)"
+              % (obj, figure, against, row["median"], row["low"], row["high"]))
+    assert "## Head to head" in markdown
+
+
 def test_the_proxy_is_in_the_path_and_the_preset_caches(results):
     data, _markdown = results
     # The 2016 configuration has gcsfuse's metadata cache off: every request asks GCS.

@@ -79,3 +79,49 @@ def test_the_cold_table_takes_the_median_the_slowest_and_the_sum_of_gcs_calls_of
                "flood": []}
     markdown = render(tmp_path, results)
     assert "| preset | 3 | 40.0 | 90.0 | metadata 4, read 3 |" in markdown, markdown
+
+
+def test_the_head_to_head_table_shows_each_pairs_median_range_and_rounds_and_lists_failed_runs(tmp_path):
+    failed = dict(run("preset", 1.0), tool="wrk", round=2, failed=True, error="wrk: connection refused")
+    ratios = [{"object": "File1", "tool": "wrk", "figure": "req/s", "target": "preset", "against": "local disk",
+               "rounds": 2, "ratios": [0.93], "median": 0.93, "low": 0.93, "high": 0.93},
+              {"object": "File1", "tool": "vegeta", "figure": "p50 ms", "target": "preset",
+               "against": "preset without catalog", "rounds": 2, "ratios": [], "median": None, "low": None,
+               "high": None}]
+    results = {"mode": "short", "date": "2026-12-05T06:00:00+00:00", "machine": {"cores": 2, "memory_mb": 4000, "cpu": "x"},
+               "load": {"ab_requests": 100, "concurrency": 10, "wrk_duration": 2, "rate": 100, "rate_duration": 2},
+               "objects": [{"label": "File1", "name": "file1.txt"}], "gcs_latency": None,
+               "reference_2016_rps": {"File1": {"low": 5.4, "high": 13.0}}, "runs": [run("preset", 100.0)],
+               "cold": [], "flood": [],
+               "head_to_head": {"rounds": 2, "duration_s": 2, "runs": [failed, dict(run("local disk", 9.0), round=2)],
+                                "ratios": ratios}}
+    markdown = render(tmp_path, results)
+    assert "for 2 s each, on each object, on\npreset, local disk in turn" in markdown, markdown
+    assert "| File1 | wrk req/s | preset | local disk | 0.93x | 0.93x | 0.93x | 1 of 2 |" in markdown, markdown
+    # A pair with no usable round says so: no ratio is made up.
+    assert "| File1 | vegeta p50 ms | preset | preset without catalog | - | - | - | 0 of 2 |" in markdown, markdown
+    assert "- preset, File1, wrk, round 2: wrk: connection refused" in markdown, markdown
+
+
+def test_a_run_without_head_to_head_has_no_such_section(tmp_path):
+    results = {"mode": "short", "date": "2026-12-05T06:00:00+00:00", "machine": {"cores": 2, "memory_mb": 4000, "cpu": "x"},
+               "load": {"ab_requests": 100, "concurrency": 10, "wrk_duration": 2, "rate": 100, "rate_duration": 2},
+               "objects": [{"label": "File1", "name": "file1.txt"}], "gcs_latency": None,
+               "reference_2016_rps": {"File1": {"low": 5.4, "high": 13.0}}, "runs": [run("preset", 100.0)],
+               "cold": [], "flood": [], "head_to_head": None}
+    assert "Head to head" not in render(tmp_path, results)
+
+
+def test_a_run_of_errors_shows_its_errors_and_no_ratio_to_local_disk(tmp_path):
+    def wrk(target, rps, errors):
+        return dict(run(target, rps), tool="wrk", requests=1000, errors=errors, latency_ms={"p50": 0.2, "p99": 2.0})
+
+    results = {"mode": "short", "date": "2026-12-05T06:00:00+00:00", "machine": {"cores": 2, "memory_mb": 4000, "cpu": "x"},
+               "load": {"ab_requests": 100, "concurrency": 10, "wrk_duration": 2, "rate": 100, "rate_duration": 2},
+               "objects": [{"label": "File1", "name": "file1.txt"}], "gcs_latency": None,
+               "reference_2016_rps": {"File1": {"low": 5.4, "high": 13.0}},
+               "runs": [wrk("2016 configuration", 3000.0, 1000), wrk("preset", 800.0, 0), wrk("local disk", 1000.0, 0)],
+               "cold": [], "flood": []}
+    markdown = render(tmp_path, results)
+    assert "| 2016 configuration | File1 | 3000.0 | 0.2 | 2.0 | 1000 of 1000 |" in markdown, markdown
+    assert "| 2016 configuration | - | - |" in markdown and "| preset | 0.8x | 1.0x |" in markdown, markdown
