@@ -167,6 +167,7 @@ def test_a_directory_serves_its_main_page_and_is_redirected_to_its_slash(site, p
     assert r.status_code == 200 and r.content == b"<p>docs</p>" and r.headers["Content-Type"] == "text/html"
     redirect = pod.get("/docs?x=1")
     assert redirect.status_code == 301 and redirect.headers["Location"] == "/docs/?x=1"
+    assert redirect.headers["X-Content-Type-Options"] == "nosniff"
     # A directory without a main page is no object.
     assert pod.get("/errors/").status_code == 404
 

@@ -211,6 +211,24 @@ def test_a_hung_mount_gives_stale_or_a_504_in_bounded_time_never_a_hung_client(p
         server.close()
 
 
+def test_the_access_log_is_written_in_whole_lines_within_its_flush_interval(pod):
+    """Batched (buffer=4k flush=1s), as the pod writes it to stdout: every request's line, whole, within about a
+    second of the request, and a batch bigger than the buffer is written as the buffer fills."""
+    log = pod.root / "access.log"
+    before = log.read_text().count("\n") if log.exists() else 0
+    tag = "gcsfront-log-%d" % time.monotonic_ns()
+    for n in range(200):  # about 100 bytes a line: more than one 4 KiB buffer
+        assert pod.get("/file1.txt", headers={"User-Agent": "%s-%d" % (tag, n)}).status_code == 200
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        lines = [x for x in log.read_text().splitlines()[before:] if tag in x]
+        if len(lines) == 200:
+            break
+        time.sleep(0.1)
+    assert len(lines) == 200, "%d of 200 lines after 5 s" % len(lines)
+    assert all(re.search(r'"GET /file1.txt HTTP/1.1" 200 10 "-" "%s-\d+"$' % tag, x) for x in lines), lines[:3]
+
+
 def test_a_directory_redirect_keeps_the_clients_host_and_port(pod):
     r = pod.get("/docs")
     assert r.status_code == 301 and r.headers["Location"] == "/docs/"
