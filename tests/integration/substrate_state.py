@@ -62,6 +62,31 @@ def mounts():
     return found
 
 
+def pod_network_namespaces():
+    """{inode: [mount points]} of the network namespaces pod processes run in, other than the host's and the node's
+    (host-network pods)."""
+    def inode(path):
+        try:
+            return os.stat(path).st_ino
+        except OSError:
+            return None
+
+    shared = {inode("/proc/1/ns/net"), inode("/run/netns/" + DEFAULTS["local_cluster_netns"])}
+    namespaces = {}
+    for pid in container_pids():
+        found = inode("/proc/%d/ns/net" % pid)
+        if found is not None and found not in shared:
+            namespaces[found] = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[3].startswith("net:["):
+                found = int(fields[3][len("net:["):-1])
+                if found in namespaces:
+                    namespaces[found].append(fields[4].replace("\\040", " "))
+    return namespaces
+
+
 def netns():
     return [n for n in _sh("ip", "netns", "list").split() if n == DEFAULTS["local_cluster_netns"]]
 

@@ -11,6 +11,7 @@ import time
 import requests
 from conftest import (DEFAULTS, GCS_CLUSTER_HOST, GCS_ENDPOINT, REGISTRY, SA_KEY_FILE, apply, echo_workload,
                       ensure_bucket, lb_address, pod_exec, ready_pods, upload, wait_for)
+from substrate_state import pod_network_namespaces
 
 
 def test_node_is_ready(kube):
@@ -21,6 +22,16 @@ def test_node_is_ready(kube):
     assert ready == "True"
     assert node.status.node_info.kubelet_version == DEFAULTS["local_cluster_kubernetes_version"]
     assert {a.type: a.address for a in node.status.addresses}["InternalIP"] == DEFAULTS["local_cluster_node_ip"]
+
+
+def test_pods_network_namespaces_are_kept_under_the_run_directory():
+    # The teardown removes the run directory and whatever is mounted under it: a pod's namespace kept in /run/netns
+    # would outlive the substrate (a killed pod's sandbox is never stopped by the kubelet).
+    namespaces = pod_network_namespaces()
+    assert namespaces, "no pod with a network namespace of its own: coredns and metallb should have one"
+    run_dir = DEFAULTS["local_cluster_run_dir"] + "/"
+    for inode, points in namespaces.items():
+        assert points and all(p.startswith(run_dir) for p in points), (inode, points)
 
 
 def test_the_hosts_routes_keep_cluster_addresses_off_the_external_interface():
