@@ -51,15 +51,17 @@ def processes():
     return set(daemon_pids().values()) | container_pids()
 
 
-def mounts():
-    prefixes = (str(STATE_DIR), str(RUN_DIR), "/run/netns/" + DEFAULTS["local_cluster_netns"])
-    found = []
+def _mountinfo():
+    """(root, mount point) of every mount this process sees; an nsfs mount's root names its namespace."""
     with open("/proc/self/mountinfo") as f:
         for line in f:
-            point = line.split()[4].replace("\\040", " ")
-            if point.startswith(prefixes):
-                found.append(point)
-    return found
+            fields = line.split()
+            yield fields[3], fields[4].replace("\\040", " ")
+
+
+def mounts():
+    prefixes = (str(STATE_DIR), str(RUN_DIR), "/run/netns/" + DEFAULTS["local_cluster_netns"])
+    return [point for _root, point in _mountinfo() if point.startswith(prefixes)]
 
 
 def pod_network_namespaces():
@@ -77,13 +79,9 @@ def pod_network_namespaces():
         found = inode("/proc/%d/ns/net" % pid)
         if found is not None and found not in shared:
             namespaces[found] = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            if fields[3].startswith("net:["):
-                found = int(fields[3][len("net:["):-1])
-                if found in namespaces:
-                    namespaces[found].append(fields[4].replace("\\040", " "))
+    for root, point in _mountinfo():
+        if root.startswith("net:[") and (found := int(root[len("net:["):-1])) in namespaces:
+            namespaces[found].append(point)
     return namespaces
 
 
