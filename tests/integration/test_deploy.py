@@ -317,6 +317,7 @@ def _fails_with(args, needle, changed_expected=0):
     (["-e", "gcsfront_bucket=Not_A..Bucket!"], "invalid bucket name"),
     (["-e", "gcsfront_kube_context=no-such-context"], "kube context 'no-such-context' is missing"),
     (["-e", "frontend_catalog_interval=1"], "frontend_catalog_interval 5-3600 seconds"),
+    (["-e", "frontend_mirror_max_size_mb=-1"], "frontend_mirror_max_size_mb not negative"),
     (["-e", "frontend_nginx_miss_rate=fast"], "'frontend_nginx_miss_rate' is of type str and we were unable to convert to int"),
     (["-e", "frontend_catalog=maybe"], "'frontend_catalog' is of type str and we were unable to convert to bool"),
     (["-e", "frontend_website_not_found_page=/404.html"], "frontend_website_not_found_page an object name without a"),

@@ -17,7 +17,7 @@ import time
 
 import pytest
 import yaml
-from conftest import GCS_ENDPOINT, NETNS, REPO, lb_address, run_playbook, wait_for
+from conftest import GCS_ENDPOINT, NETNS, REPO, lb_address, pod_exec, run_playbook, wait_for
 
 sys.path.insert(0, str(REPO / "tests"))
 import curl_check  # noqa: E402  (tests/curl_check.py)
@@ -104,6 +104,28 @@ def test_a_directory_serves_its_main_page_and_redirects_without_its_slash(replic
     status, headers, _body = curl(ip, "/" + PREFIX + "docs")
     assert status == 301 and headers["location"] == "/" + PREFIX + "docs/"
     assert curl(ip, "/" + PREFIX + "nothing-here")[0] == 404
+
+
+def test_a_replica_serves_its_hot_copy_and_keeps_only_the_copies_the_catalog_names(kube, replicas):
+    from kubernetes import client
+
+    ip = replicas[2]
+    (pod,) = [p.metadata.name for p in client.CoreV1Api(kube).list_namespaced_pod(
+        "gcsfront", label_selector="app.kubernetes.io/instance=gcsfront").items if p.status.pod_ip == ip]
+    mirror = "/var/cache/gcsfront/mirror"
+    first = curl(ip, "/" + PREFIX + "docs/index.html")
+    second = curl(ip, "/" + PREFIX + "docs/index.html")
+    assert (second[0], second[2], second[1]["x-cache-status"]) == (200, b"<p>docs</p>", "HIT")
+    assert {k: v for k, v in second[1].items() if k not in ("date", "x-cache-status")} == {
+        k: v for k, v in first[1].items() if k not in ("date", "x-cache-status")}
+    # The copy on the pod's disk; a file the catalog does not name, which the entrypoint's keeper deletes.
+    copies = pod_exec(kube, "gcsfront", pod, ["sh", "-c", "grep -rlx '<p>docs</p>' %s" % mirror], container="nginx")
+    assert copies.strip().startswith(mirror + "/"), copies
+    pod_exec(kube, "gcsfront", pod, ["sh", "-c", "mkdir -p %s/00 && echo stray > %s/00/stray" % (mirror, mirror)],
+             container="nginx")
+    wait_for(lambda: pod_exec(kube, "gcsfront", pod, ["ls", mirror + "/00"], container="nginx").strip() == "", 45,
+             what="the keeper to delete the file the catalog does not name")
+    assert pod_exec(kube, "gcsfront", pod, ["cat", copies.split()[0]], container="nginx") == "<p>docs</p>"
 
 
 def test_a_metadata_change_is_served_within_the_window(replicas, gcs_session):

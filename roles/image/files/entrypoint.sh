@@ -24,6 +24,9 @@
 # GCSFRONT_GCS_ENDPOINT     the JSON API's base URL (gcsfuse's custom endpoint); empty: Google Cloud Storage
 # GCSFRONT_WEBSITE_MAIN_PAGE_SUFFIX, GCSFRONT_WEBSITE_NOT_FOUND_PAGE, GCSFRONT_WEBSITE_FROM_BUCKET (true|false):
 #                           the website settings the catalog carries to nginx
+# GCSFRONT_MIRROR_DIR       empty (default): off. The front's hot copies (gcsfront-catalog.lua): every 30 s
+#                           the copies that GCSFRONT_MIRROR_CATALOG (catalog.tsv) no longer names are deleted, and
+#                           the oldest beyond GCSFRONT_MIRROR_MAX_SIZE_MB (1024)
 # GCSFRONT_MOUNT_FS_TYPE     65735546 (FUSE): the filesystem type (stat -f %t) a live mount has
 # GCSFRONT_AUTH              key (default): GOOGLE_APPLICATION_CREDENTIALS, no metadata server needed.
 #                            workload_identity: tokens from the metadata server (GKE's, or GCE_METADATA_HOST)
@@ -50,10 +53,12 @@ nginx_mount_conf=${GCSFRONT_NGINX_MOUNT_CONF:-/etc/gcsfront/nginx-mount.conf}
 mount_timeout=${GCSFRONT_MOUNT_TIMEOUT:-60}
 backoff_max=${GCSFRONT_MOUNT_BACKOFF_MAX:-30}
 catalog_dir=${GCSFRONT_CATALOG_DIR:-}
+mirror_dir=${GCSFRONT_MIRROR_DIR:-}
+mirror_max_mb=${GCSFRONT_MIRROR_MAX_SIZE_MB:-1024}
 alive=$state/mount-alive
 # FUSE's magic number as stat -f prints it.
 fuse_magic=${GCSFRONT_MOUNT_FS_TYPE:-65735546}
-fuse_sup='' catalog_sup='' watcher='' front_pid='' mount_nginx_pid=''
+fuse_sup='' catalog_sup='' watcher='' mirror_keeper='' front_pid='' mount_nginx_pid=''
 
 log() { echo "gcsfront: $*" >&2; }
 
@@ -89,6 +94,10 @@ check_environment() {
       true | false) ;;
       *) log "GCSFRONT_WEBSITE_FROM_BUCKET=$GCSFRONT_WEBSITE_FROM_BUCKET: use true or false"; bad=1 ;;
     esac
+  fi
+  if [ -n "$mirror_dir" ]; then
+    [ -n "${GCSFRONT_MIRROR_CATALOG:-}" ] || { log "GCSFRONT_MIRROR_CATALOG is not set: name the catalog file that says which hot copies to keep"; bad=1; }
+    [[ $mirror_max_mb =~ ^[0-9]+$ ]] || { log "GCSFRONT_MIRROR_MAX_SIZE_MB=$mirror_max_mb is not a number of MiB"; bad=1; }
   fi
   [ -d "$mnt" ] || mkdir -p "$mnt" 2>/dev/null || { log "GCSFRONT_MOUNT_POINT=$mnt does not exist"; bad=1; }
   mkdir -p "$state" 2>/dev/null
@@ -209,6 +218,17 @@ watch() {
   done
 }
 
+# Every 30 s: hot copies the catalog no longer names are deleted, and the oldest beyond the size (nginx stores
+# them; a deleted copy still requested is stored again from the mount). Nothing happens before the first catalog.
+keep_mirror() {
+  trap 'exit 0' TERM
+  while :; do
+    sleep 30 & wait $!
+    [ -f "$GCSFRONT_MIRROR_CATALOG" ] || continue
+    gcsfront-catalog prune -catalog "$GCSFRONT_MIRROR_CATALOG" -dir "$mirror_dir" -max-size-mb "$mirror_max_mb"
+  done
+}
+
 stop_pid() {  # stop_pid SIGNAL PID: signal it and wait for it to exit
   [ -n "$2" ] && kill -0 "$2" 2>/dev/null || return 0
   kill "-$1" "$2" 2>/dev/null
@@ -224,6 +244,7 @@ stop_all() {
   [ -z "$fuse_sup" ] || log "unmounting $mnt"
   stop_pid TERM "$fuse_sup"
   stop_pid TERM "$watcher"
+  stop_pid TERM "$mirror_keeper"
   rm -f "$alive"
 }
 
@@ -255,6 +276,12 @@ if [ "$mode" != mount ]; then
   mount_nginx_pid=$!
   nginx -c "$nginx_conf" -g 'daemon off;' &
   front_pid=$!
+  if [ -n "$mirror_dir" ]; then
+    # nginx's workers store the copies (as www-data when the master is root).
+    mkdir -p "$mirror_dir" && { [ "$(id -u)" != 0 ] || chown www-data: "$mirror_dir"; }
+    keep_mirror &
+    mirror_keeper=$!
+  fi
 fi
 
 # Only an nginx that stops (or, in mount mode, the supervisor) ends the container: gcsfuse is retried.

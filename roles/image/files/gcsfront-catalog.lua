@@ -4,6 +4,13 @@
 -- or the mount); what the cache lacks is fetched through the front's catalog server (M.route, M.headers), which
 -- gives the answer the object's stored headers before the cache keeps it. No FUSE or GCS call per request.
 --
+-- Hot copies: an object whose bytes the catalog server fetched as the catalog lists them is also stored as a
+-- plain file, named after its name and catalog entry (M.mirror_file), and the front serves it as the static
+-- module serves a file on local disk, its stored headers from the catalog (M.screen): a proxy cache hit costs
+-- about 1.7x the CPU of a plain file (docs/preset.md). A changed entry names another file, so a hot copy never
+-- outlives its version; the entrypoint's keeper (gcsfront-catalog prune) deletes the copies the catalog no
+-- longer names and keeps the rest within frontend_mirror_max_size_mb.
+--
 -- Worker 0 polls the catalog directory every second. A new catalog is loaded into the shared dict not in use,
 -- yielding every few thousand names (no worker is blocked for the whole load), then swapped in with one write:
 -- a request sees the old catalog or the new one, never a mix. The catalog is trusted while its "fresh" stamp is
@@ -44,7 +51,10 @@ end
 
 -- Called from init_by_lua_block: the two object dicts, the control dict, the catalog directory, the
 -- Cache-Control sent when an object has none ("" for none), and the location that answers unknown names.
+-- Hot copies (mirror, nil for none): the largest object copied, in bytes, and the file that the catalog server's
+-- answers the catalog disagrees with are stored in (written aside, never served).
 function M.configure(options)
+    settings.mirror = options.mirror
     settings.objects = {a = ngx.shared[options.objects[1]], b = ngx.shared[options.objects[2]]}
     settings.control = ngx.shared[options.control]
     settings.dir = options.dir
@@ -186,17 +196,19 @@ end
 local LOOKUPS_MAX = 10000
 local lookups, lookups_count, lookups_of = {}, 0, nil
 
+-- The name's entry in the per-worker table: {value = its catalog value}, or false for a name the catalog lacks.
 local function lookup(dict, state, name)
     if lookups_of ~= state.loaded_at or lookups_count >= LOOKUPS_MAX then
         lookups, lookups_count, lookups_of = {}, 0, state.loaded_at
     end
-    local known = lookups[name]
-    if known == nil then
-        known = dict:get(name) ~= nil
-        lookups[name] = known
+    local entry = lookups[name]
+    if entry == nil then
+        local value = dict:get(name)
+        entry = value ~= nil and {value = value}
+        lookups[name] = entry
         lookups_count = lookups_count + 1
     end
-    return known
+    return entry
 end
 
 -- Parsed objects, per worker: a hot object is split into its fields once, not on every request.
@@ -213,6 +225,21 @@ local function object_of(value)
         parsed_count = parsed_count + 1
     end
     return object
+end
+
+-- The hot copy's file of an object (its path under the copies' directory), or nil when the object is not copied:
+-- a gzip object (nginx's gunzip serves it from the cache), one larger than the copies may hold, or one without an
+-- update time (its Last-Modified comes from the file). The name hashes the object's name and catalog value, so
+-- every change of the object or its metadata names another file; an object without a stored type keeps its
+-- extension, from which nginx guesses the type as it would from the name.
+function M.mirror_file(name, value, object)
+    if tonumber(object.size) > settings.mirror.max_object_bytes or object.content_encoding ~= ""
+            or object.last_modified == "" then
+        return nil
+    end
+    local digest = ngx.md5(name .. "\n" .. value)
+    local extension = object.content_type == "" and name:match("%.(%w+)$")
+    return "/" .. digest:sub(1, 2) .. "/" .. digest .. (extension and "." .. extension or "")
 end
 
 -- Whether a conditional GET or HEAD of the object is answered 304 (RFC 9110: If-None-Match, when sent, decides).
@@ -232,18 +259,19 @@ function M.not_modified(object, if_none_match, if_modified_since)
     return false
 end
 
--- An object of the catalog: answered 304 here when the client has it (nginx's own check, which runs before any
--- Lua header filter, would compare the mount's validators), else on to the cache and the mount.
+-- An object of the catalog: true when the client has it, to be answered 304 here (nginx's own check, which runs
+-- before any Lua header filter, would compare the mount's validators); else on to the cache and the mount.
 local function known(value)
     ngx.var.gcsfront_object = value
     if ngx.var.gcsfront_conditional == "1" then
         local if_none_match, if_modified_since = ngx.var.http_if_none_match, ngx.var.http_if_modified_since
         if M.not_modified(object_of(value), if_none_match, if_modified_since) then
-            return ngx.exit(ngx.HTTP_NOT_MODIFIED)
+            return true
         end
         ngx.req.clear_header("If-None-Match")
         ngx.req.clear_header("If-Modified-Since")
     end
+    return false
 end
 
 local function redirect_to_slash()
@@ -273,20 +301,66 @@ local function in_dict(dict, _state, name)
     return dict:get(name) ~= nil
 end
 
--- rewrite_by_lua of the front's location /, before its cache: an object of the catalog, or a directory with a
--- main page, goes on to the cache (and through the catalog server when the cache lacks it); a directory without
--- its slash is redirected; any other name is unknown (404, paced by the unknown-name location), so it never
--- takes a place in the cache's keys.
+-- What the front's location / sends with an object's hot copy, per worker entry: the file and the headers the
+-- static module does not set (nil when the object has no hot copy).
+local function hot_copy(name, entry)
+    local copy = entry.copy
+    if copy == nil then
+        local object = object_of(entry.value)
+        local file = M.mirror_file(name, entry.value, object)
+        copy = file and {
+            file = file,
+            content_type = object.content_type ~= "" and object.content_type or nil,
+            etag = object.etag,
+            cache_control = object.cache_control ~= "" and object.cache_control or settings.cache_control,
+            content_disposition = object.content_disposition,
+            content_language = object.content_language,
+        } or false
+        entry.copy = copy
+    end
+    return copy or nil
+end
+
+-- rewrite_by_lua of the front's location /: an object of the catalog, or a directory with a main page, is served
+-- from its hot copy when there is one (its file in $gcsfront_mirror_file, its headers in the variables that
+-- location adds), else from the cache (and through the catalog server when the cache lacks it); a directory
+-- without its slash is redirected; any other name is unknown (404, paced by the unknown-name location), so it
+-- never takes a place in the cache's keys. A conditional request goes to the cache, which answers 304 with the
+-- catalog's validators.
 function M.screen()
     local dict, state = active()
     if not dict then
         return  -- the mount decides
     end
-    local kind = resolve(dict, state, lookup)
+    local kind, object = resolve(dict, state, lookup)
     if kind == "redirect" then
         return redirect_to_slash()
     elseif kind == "unknown" then
         return ngx.exec(settings.unknown_location)
+    end
+    if not settings.mirror then
+        return
+    end
+    local var = ngx.var
+    if var.gcsfront_conditional == "1" then
+        return
+    end
+    local copy = hot_copy(object, lookups[object] or lookup(dict, state, object))
+    if not copy then
+        return
+    end
+    -- The static module keeps a type set before it (and a fill from the cache sets its own).
+    if copy.content_type then
+        ngx.header["Content-Type"] = copy.content_type
+    end
+    var.gcsfront_mirror_file = copy.file
+    var.gcsfront_mirror_etag = copy.etag
+    var.gcsfront_mirror_cache_control = copy.cache_control
+    if copy.content_disposition ~= "" then
+        var.gcsfront_mirror_content_disposition = copy.content_disposition
+    end
+    if copy.content_language ~= "" then
+        var.gcsfront_mirror_content_language = copy.content_language
     end
 end
 
@@ -305,7 +379,15 @@ function M.route()
         end
         local value = dict:get(object)
         if value then  -- (a new catalog may have been swapped in since resolve: then the mount decides)
-            return known(value)
+            if known(value) then
+                return ngx.exit(ngx.HTTP_NOT_MODIFIED)
+            end
+            local file = settings.mirror and M.mirror_file(object, value, object_of(value))
+            if file then
+                -- The answer is also stored as the object's hot copy (M.headers may still set it aside).
+                ngx.var.gcsfront_mirror_store = file
+                return ngx.exec(settings.mirror.store_location)
+            end
         end
     elseif kind == "redirect" then
         ngx.var.gcsfront_decided = "1"
@@ -395,6 +477,9 @@ function M.headers()
     header["X-Gcsfront-Object"] = ngx.crc32_long(value) .. " " .. ngx.escape_uri(ngx.var.uri:sub(2))
     local mount_last_modified = header["Last-Modified"]
     if object.last_modified == "" or mount_last_modified ~= object.last_modified then
+        if settings.mirror and ngx.var.gcsfront_mirror_store ~= "" then
+            ngx.var.gcsfront_mirror_store = settings.mirror.discard  -- not the version the catalog lists
+        end
         return
     end
     header["X-Gcsfront-Mount-Validators"] = (header["ETag"] or "") .. "\t" .. mount_last_modified

@@ -87,14 +87,15 @@ local function catalog_changed(filled_with)
     return require("gcsfront.catalog").changed(filled_with)
 end
 
-local function refresh(premature, key, path, cached_status, validators, filled_with)
+local function refresh(premature, key, path, cached_status, validators, filled_with, refill)
     if premature then
         return  -- nginx is reloading or stopping
     end
     local dict = settings.dict
     -- The object or its metadata changed in the catalog: fetched again, whatever the mount's stat cache says yet.
-    -- Otherwise (no change, or the catalog cannot say) the mount is asked whether the bytes changed.
-    local changed, detail = catalog_changed(filled_with), nil
+    -- So is an object whose hot copy is missing (the catalog server stores it on the way). Otherwise (no change,
+    -- or the catalog cannot say) the mount is asked whether the bytes changed.
+    local changed, detail = refill or catalog_changed(filled_with), nil
     if not changed then
         local status
         status, detail = head(settings.mount_socket, path, validators)
@@ -109,7 +110,8 @@ local function refresh(premature, key, path, cached_status, validators, filled_w
         local stored
         stored, detail = head(settings.refresh_socket, path, {})
         if not stored or stored >= 500 then
-            ngx.log(ngx.WARN, "gcsfront: ", path, " changed in the bucket, fetching it failed: ", detail)
+            ngx.log(ngx.WARN, "gcsfront: fetching ", path, " again failed (", refill and "its hot copy is missing"
+                    or "it changed in the bucket", "): ", detail)
         end
     end
     dict:delete("running:" .. key)
@@ -154,8 +156,11 @@ function M.after_request()
     -- The path as the client sent it (escaped), without the query string: it normalizes to the same key (a
     -- directory's name asks the mount for its main page, as the catalog server does).
     local path = ngx.var.request_uri:match("^[^?]*")
+    -- The screen looked for the object's hot copy and did not find it (not stored yet, set aside, or deleted by
+    -- the keeper): the refresh fetches the object again.
+    local refill = ngx.status == 200 and (ngx.var.gcsfront_mirror_file or "") ~= ""
     local ok, err = ngx.timer.at(0, refresh, key, path, ngx.status, validators,
-                                 ngx.var.upstream_http_x_gcsfront_object)
+                                 ngx.var.upstream_http_x_gcsfront_object, refill)
     if not ok then
         dict:delete("running:" .. key)
         ngx.log(ngx.WARN, "gcsfront: cannot schedule the refresh of ", path, ": ", err)

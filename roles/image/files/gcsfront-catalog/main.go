@@ -9,6 +9,8 @@
 //	catalog.tsv  the catalog (format in catalog.go), rewritten only when the bucket changed
 //	fresh        "<unix time>\t<catalog SHA-256>\t<interval s>" after every complete listing
 //
+// "gcsfront-catalog prune" keeps the front's hot copies in step with the catalog (prune.go).
+//
 // nginx trusts the catalog while fresh is at most two intervals old, and not at all without it: it is removed
 // when a listing finds more than -max-names names, and when this program stops. A listing that fails (GCS
 // down) leaves it as it is, so the last complete catalog serves on until it is two intervals old; then nginx
@@ -171,6 +173,12 @@ func (k *keeper) nextListing(retry *time.Duration) time.Duration {
 func main() {
 	log.SetFlags(0)
 	log.SetPrefix("gcsfront-catalog: ")
+	if len(os.Args) > 1 && os.Args[1] == "prune" {
+		if err := prune(os.Args[2:]); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	c, err := parseFlags(os.Args[1:])
 	if err != nil {
 		log.Fatal(err)

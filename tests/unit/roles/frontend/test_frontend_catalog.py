@@ -8,19 +8,22 @@ ways, the main page and the 301 of a directory, the not-found page, unknown name
 from __future__ import annotations
 
 import base64
+import calendar
 import gzip
 import hashlib
 import http.server
 import json
 import os
+import pathlib
 import subprocess
 import threading
 import time
 import urllib.parse
 
 import pytest
+import requests
 # pod needs confs beside it: both are fixtures, found by name in this module.
-from test_frontend_nginx import REPO, after_the_refresh, confs, pod  # noqa: F401  pylint: disable=unused-import
+from test_frontend_nginx import EXPIRED, REPO, after_the_refresh, confs, pod  # noqa: F401  pylint: disable=unused-import
 
 BUCKET = "site"
 UPDATED = "2026-11-29T10:00:00.000Z"
@@ -198,6 +201,60 @@ def test_metadata_changes_are_served_after_the_next_listing_and_the_entrys_refre
     assert "X-Gcsfront-Object" not in r.headers and "X-Gcsfront-Mount-Validators" not in r.headers
 
 
+def hot_copies(pod):
+    """The hot copies' files (gcsfront-catalog.lua's mirror_file) by their content."""
+    mirror = pod.root / "var/cache/gcsfront/mirror"
+    return {f.read_bytes(): f for f in mirror.glob("*/*")} if mirror.exists() else {}
+
+
+def without_transient_headers(headers):
+    return {k: v for k, v in headers.items() if k not in ("Date", "X-Cache-Status")}
+
+
+@pytest.mark.parametrize("path, data", [("/page", PAGE), ("/file1.txt", b"0123456789"), ("/docs/", b"<p>docs</p>"),
+                                        ("/odd%20name%3F.txt", b"spaces and a question mark")])
+def test_an_object_is_served_from_its_hot_copy_with_the_headers_of_the_cache(site, pod, path, data):  # noqa: F811
+    site.list_once()
+    first = pod.get(path)
+    assert (first.status_code, first.content, first.headers["X-Cache-Status"]) == (200, data, "MISS")
+    copy = hot_copies(pod)[data]
+    assert copy.stat().st_mtime == first_mtime(first)  # the object's update time, which Last-Modified gives
+    # The copy is what the next answer is made of (bytes of the same length put in its place are sent).
+    copy.write_bytes(b"x" * len(data))
+    os.utime(copy, (first_mtime(first), first_mtime(first)))
+    second = pod.get(path)
+    assert (second.status_code, second.content, second.headers["X-Cache-Status"]) == (200, b"x" * len(data), "HIT")
+    assert without_transient_headers(second.headers) == without_transient_headers(first.headers)
+    assert pod.get(path, headers={"Range": "bytes=1-3"}).content == b"xxx"
+    head = requests.head(pod.url(path), timeout=5)
+    assert without_transient_headers(head.headers) == without_transient_headers(first.headers)
+    # A conditional request is answered by the cache, with the catalog's validators.
+    assert pod.get(path, headers={"If-None-Match": first.headers["ETag"]}).status_code == 304
+
+
+def first_mtime(answer):
+    return calendar.timegm(time.strptime(answer.headers["Last-Modified"], "%a, %d %b %Y %H:%M:%S GMT"))
+
+
+def test_a_gzip_object_has_no_hot_copy(site, pod):  # noqa: F811
+    site.list_once()
+    for _attempt in range(2):
+        assert pod.get("/logo.txt", headers={"Accept-Encoding": "gzip"}).status_code == 200
+    assert pod.get("/file1.txt").status_code == 200
+    assert list(hot_copies(pod)) == [b"0123456789"]
+
+
+def test_a_deleted_hot_copy_is_stored_again_from_the_mount(site, pod):  # noqa: F811
+    site.list_once()
+    pod.get("/file1.txt")
+    copy = hot_copies(pod)[b"0123456789"]
+    copy.unlink()
+    # Served from the cache meanwhile; the entry's refresh fetches the object again, which stores the copy.
+    after_the_refresh(pod, "/file1.txt", lambda r: copy.exists() and r.status_code == 200,
+                      "the hot copy was never stored again")
+    assert copy.read_bytes() == b"0123456789"
+
+
 def test_the_website_settings_can_come_from_the_bucket(site, pod):  # noqa: F811
     site.website.update(mainPageSuffix="page", notFoundPage="file1.txt")
     pod.put("docs/page", b"docs page")
@@ -242,3 +299,11 @@ def test_while_the_cache_and_the_catalog_disagree_the_etag_names_the_bytes_sent(
     r = pod.get("/file1.txt")
     assert r.content == b"0123456789" and r.headers["ETag"] != '"%s"' % hashlib.md5(b"the new version").hexdigest()
     assert r.headers["Last-Modified"] == UPDATED_HTTP
+    # Nor is the old version kept as the new one's hot copy: what the mount sent was set aside, never served.
+    time.sleep(EXPIRED)
+    pod.get("/file1.txt")  # its refresh finds the mount's version unchanged and fetches it again, set aside again
+    time.sleep(0.5)
+    files = {f.relative_to(pod.root / "var/cache/gcsfront/mirror"): f.read_bytes()
+             for f in (pod.root / "var/cache/gcsfront/mirror").rglob("*") if f.is_file()}
+    # The old version's copy, and what was set aside.
+    assert len(files) == 2 and files.pop(pathlib.Path("set-aside")) == b"0123456789", files

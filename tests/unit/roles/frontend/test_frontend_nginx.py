@@ -58,6 +58,9 @@ class Pod:
         self.state = root / "tmp/gcsfront"
         for d in (self.mnt, self.catalog, self.state, root / "var/cache/gcsfront"):
             d.mkdir(parents=True, exist_ok=True)
+        # The hot copies' directory, which the entrypoint makes for nginx's workers.
+        (root / "var/cache/gcsfront/mirror").mkdir()
+        shutil.chown(root / "var/cache/gcsfront/mirror", "www-data", "www-data")
         for source, target in IMAGE_FILES.items():
             (root / target).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(REPO / "roles/image/files" / source, root / target)

@@ -95,6 +95,30 @@ def test_without_the_catalog_nothing_lists_the_bucket(tmp_path):
     assert not [c for c in pod["containers"] if "GCSFRONT_CATALOG_DIR" in env(c)]
     assert "catalog" not in [v["name"] for v in pod["volumes"]]
     assert "gcsfront.catalog" not in m["ConfigMap"]["data"]["nginx.conf"]
+    assert "GCSFRONT_MIRROR_DIR" not in env(pod["containers"][0]) and "mirror" not in m["ConfigMap"]["data"]["nginx.conf"]
+
+
+def test_hot_copies_live_in_the_caches_emptydir_kept_by_the_serving_container(manifests):
+    _mode, m = manifests
+    pod = m["Deployment"]["spec"]["template"]["spec"]
+    nginx = pod["containers"][0]
+    assert {k: v for k, v in env(nginx).items() if k.startswith("GCSFRONT_MIRROR")} == {
+        "GCSFRONT_MIRROR_DIR": "/var/cache/gcsfront/mirror", "GCSFRONT_MIRROR_MAX_SIZE_MB": "1024",
+        "GCSFRONT_MIRROR_CATALOG": "/var/cache/gcsfront-catalog/catalog.tsv"}
+    assert {"name": "cache", "mountPath": "/var/cache/gcsfront"} in nginx["volumeMounts"]
+    # The cache (1024 MiB), the copies (1024 MiB), and room for the temporary files.
+    assert next(v for v in pod["volumes"] if v["name"] == "cache")["emptyDir"] == {"sizeLimit": "2112Mi"}
+    conf = m["ConfigMap"]["data"]["nginx.conf"]
+    assert "try_files $gcsfront_mirror_file @object;" in conf and "proxy_store /var/cache/gcsfront/mirror$" in conf
+
+
+def test_without_hot_copies_the_cache_serves_every_object(tmp_path):
+    m = render(tmp_path, frontend_mirror_max_size_mb=0)
+    pod = m["Deployment"]["spec"]["template"]["spec"]
+    assert "GCSFRONT_MIRROR_DIR" not in env(pod["containers"][0])
+    assert next(v for v in pod["volumes"] if v["name"] == "cache")["emptyDir"] == {"sizeLimit": "1088Mi"}
+    conf = m["ConfigMap"]["data"]["nginx.conf"]
+    assert "gcsfront_mirror" not in conf and "proxy_store" not in conf and "gcsfront.catalog\").screen()" in conf
 
 
 def test_a_rotated_key_rolls_the_pods_and_its_checksum_reveals_nothing(tmp_path):
