@@ -156,9 +156,12 @@ function M.after_request()
     -- The path as the client sent it (escaped), without the query string: it normalizes to the same key (a
     -- directory's name asks the mount for its main page, as the catalog server does).
     local path = ngx.var.request_uri:match("^[^?]*")
-    -- The screen looked for the object's hot copy and did not find it (not stored yet, set aside, or deleted by
-    -- the keeper): the refresh fetches the object again.
+    -- The screen looked for the object's hot copy and did not find it (deleted by the keeper, or not stored yet):
+    -- when the cache holds the version the catalog lists (the copy's ETag), the refresh fetches it again, which
+    -- stores the copy. Another version is left to the usual check: fetching it again would be set aside again
+    -- (the mount has not caught up, or gcsfuse gives the file another time than the object's update time).
     local refill = ngx.status == 200 and (ngx.var.gcsfront_mirror_file or "") ~= ""
+                   and ngx.header["ETag"] == ngx.var.gcsfront_mirror_etag
     local ok, err = ngx.timer.at(0, refresh, key, path, ngx.status, validators,
                                  ngx.var.upstream_http_x_gcsfront_object, refill)
     if not ok then

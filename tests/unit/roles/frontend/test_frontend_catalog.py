@@ -300,10 +300,20 @@ def test_while_the_cache_and_the_catalog_disagree_the_etag_names_the_bytes_sent(
     assert r.content == b"0123456789" and r.headers["ETag"] != '"%s"' % hashlib.md5(b"the new version").hexdigest()
     assert r.headers["Last-Modified"] == UPDATED_HTTP
     # Nor is the old version kept as the new one's hot copy: what the mount sent was set aside, never served.
+    # The entry's refresh sees the catalog's change and fetches the object again: the mount's version is set aside.
+    mirror = pod.root / "var/cache/gcsfront/mirror"
     time.sleep(EXPIRED)
-    pod.get("/file1.txt")  # its refresh finds the mount's version unchanged and fetches it again, set aside again
-    time.sleep(0.5)
-    files = {f.relative_to(pod.root / "var/cache/gcsfront/mirror"): f.read_bytes()
-             for f in (pod.root / "var/cache/gcsfront/mirror").rglob("*") if f.is_file()}
+    pod.get("/file1.txt")
+    deadline = time.monotonic() + 3
+    while not (mirror / "set-aside").exists():
+        assert time.monotonic() < deadline, "the refresh stored nothing aside"
+        time.sleep(0.1)
+    files = {f.relative_to(mirror): f.read_bytes() for f in mirror.rglob("*") if f.is_file()}
     # The old version's copy, and what was set aside.
     assert len(files) == 2 and files.pop(pathlib.Path("set-aside")) == b"0123456789", files
+    # The next refresh asks the mount whether it changed (it did not) and fetches nothing.
+    set_aside = (mirror / "set-aside").stat().st_ino
+    time.sleep(EXPIRED)
+    pod.get("/file1.txt")
+    time.sleep(0.5)
+    assert (mirror / "set-aside").stat().st_ino == set_aside, "the object was fetched again, and set aside again"
