@@ -345,7 +345,7 @@ function M.screen()
     if var.gcsfront_conditional == "1" then
         return
     end
-    local copy = hot_copy(object, lookups[object] or lookup(dict, state, object))
+    local copy = hot_copy(object, lookup(dict, state, object))
     if not copy then
         return
     end
