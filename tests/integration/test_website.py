@@ -106,26 +106,79 @@ def test_a_directory_serves_its_main_page_and_redirects_without_its_slash(replic
     assert curl(ip, "/" + PREFIX + "nothing-here")[0] == 404
 
 
-def test_a_replica_serves_its_hot_copy_and_keeps_only_the_copies_the_catalog_names(kube, replicas):
+def pod_at(kube, ip):
     from kubernetes import client
 
-    ip = replicas[2]
-    (pod,) = [p.metadata.name for p in client.CoreV1Api(kube).list_namespaced_pod(
+    (pod,) = [p for p in client.CoreV1Api(kube).list_namespaced_pod(
         "gcsfront", label_selector="app.kubernetes.io/instance=gcsfront").items if p.status.pod_ip == ip]
+    return pod
+
+
+def restarts(kube, ip):
+    return {c.name: c.restart_count for c in pod_at(kube, ip).status.container_statuses}
+
+
+def kill_loop(kube, pod, container, child):
+    """SIGKILL to the entrypoint's helper loop whose child's command line starts with `child`; its pid.
+    (The image has no ps: /proc. Orphans of earlier kills belong to the entrypoint, pid 1, and are passed over.)"""
+    script = ("for p in /proc/[0-9]*; do case \"$(tr '\\0' ' ' < $p/cmdline 2>/dev/null)\" in '%s'*) ;; *) continue ;; esac; "
+              "read -r _ _ _ ppid _ < $p/stat; [ \"$ppid\" != 1 ] || continue; kill -9 $ppid && echo $ppid; break; done"
+              % child)
+    pid = pod_exec(kube, "gcsfront", pod, ["sh", "-c", script], container=container).strip()
+    assert pid.isdigit(), "no helper loop runs %r in %s: %r" % (child, container, pid)
+    return pid
+
+
+def test_a_replica_serves_its_hot_copy_and_keeps_only_the_copies_the_catalog_names(kube, replicas):
+    ip = replicas[2]
+    pod = pod_at(kube, ip).metadata.name
+    before = restarts(kube, ip)
     mirror = "/var/cache/gcsfront/mirror"
     first = curl(ip, "/" + PREFIX + "docs/index.html")
     second = curl(ip, "/" + PREFIX + "docs/index.html")
     assert (second[0], second[2], second[1]["x-cache-status"]) == (200, b"<p>docs</p>", "HIT")
     assert {k: v for k, v in second[1].items() if k not in ("date", "x-cache-status")} == {
         k: v for k, v in first[1].items() if k not in ("date", "x-cache-status")}
-    # The copy on the pod's disk; a file the catalog does not name, which the entrypoint's keeper deletes.
+    # The copy on the pod's disk; a file the catalog does not name, which the entrypoint's keeper deletes: the
+    # keeper started again after its loop was killed (the container is not restarted for it).
     copies = pod_exec(kube, "gcsfront", pod, ["sh", "-c", "grep -rlx '<p>docs</p>' %s" % mirror], container="nginx")
     assert copies.strip().startswith(mirror + "/"), copies
+    kill_loop(kube, pod, "nginx", "sleep 30 ")
     pod_exec(kube, "gcsfront", pod, ["sh", "-c", "mkdir -p %s/00 && echo stray > %s/00/stray" % (mirror, mirror)],
              container="nginx")
     wait_for(lambda: pod_exec(kube, "gcsfront", pod, ["ls", mirror + "/00"], container="nginx").strip() == "", 45,
-             what="the keeper to delete the file the catalog does not name")
+             what="the keeper, started again, to delete the file the catalog does not name")
     assert pod_exec(kube, "gcsfront", pod, ["cat", copies.split()[0]], container="nginx") == "<p>docs</p>"
+    assert restarts(kube, ip) == before
+
+
+def test_the_helper_loops_are_started_again_when_killed(kube, replicas):
+    from kubernetes import client
+
+    ip = replicas[1]
+    pod = pod_at(kube, ip).metadata.name
+    before = restarts(kube, ip)
+    kill_loop(kube, pod, "nginx", "sleep 2 ")  # the mount watcher (readiness)
+    lister_before = pod_exec(kube, "gcsfront", pod, ["cat", "/tmp/gcsfront/catalog-lister.pid"], container="gcsfuse")
+    kill_loop(kube, pod, "gcsfuse", "gcsfront-catalog -bucket ")  # the catalog's supervisor
+    core = client.CoreV1Api(kube)
+
+    def log(container):
+        return core.read_namespaced_pod_log(pod, "gcsfront", container=container, since_seconds=120)
+
+    wait_for(lambda: "the mount watcher stopped; starting it again" in log("nginx")
+             and "the catalog's supervisor stopped; starting it again" in log("gcsfuse"), 20,
+             what="the entrypoints to start the killed loops again")
+    # One lister again: the one the killed supervisor left is stopped, a new one lists.
+    wait_for(lambda: pod_exec(kube, "gcsfront", pod, ["cat", "/tmp/gcsfront/catalog-lister.pid"],
+                              container="gcsfuse") not in ("", lister_before), 20, what="a new lister")
+    listers = pod_exec(kube, "gcsfront", pod, ["sh", "-c", "grep -l '^gcsfront-catalo$' /proc/[0-9]*/comm | wc -l"],
+                       container="gcsfuse")
+    assert listers.strip() == "1", listers
+    # The new watcher keeps readiness: the pod stays ready, its catalog trusted, and no container restarted.
+    wait_for(lambda: all(c.ready for c in pod_at(kube, ip).status.container_statuses)
+             and json.loads(curl(ip, "/healthz/catalog")[2])["trusted"], 30, what="the pod to stay ready")
+    assert restarts(kube, ip) == before
 
 
 def test_a_metadata_change_is_served_within_the_window(replicas, gcs_session):

@@ -38,7 +38,8 @@
 # with a bounded backoff; the container never exits for it, so a GCS incident never crash-loops a pod, and
 # the front keeps serving what its cache holds meanwhile. A watcher keeps GCSFRONT_STATE_DIR/mount-alive
 # while a bounded statfs of the mount answers (gcsfuse answers it without GCS): readiness reads that flag.
-# The catalog lister is supervised too; nginx trusts its catalog for two intervals after its last listing.
+# The catalog lister is supervised too; nginx trusts its catalog for two intervals after its last listing. The
+# helper loops (the watcher, the lister's supervisor, the hot copies' keeper) are started again if killed.
 #
 # Signals: SIGTERM/SIGQUIT/SIGINT stop the front gracefully (SIGQUIT: requests in flight finish), then the
 # mount-serving nginx, then unmount and stop gcsfuse.
@@ -56,6 +57,8 @@ catalog_dir=${GCSFRONT_CATALOG_DIR:-}
 mirror_dir=${GCSFRONT_MIRROR_DIR:-}
 mirror_max_mb=${GCSFRONT_MIRROR_MAX_SIZE_MB:-1024}
 alive=$state/mount-alive
+# The lister's pid, for a supervisor started again after its predecessor was killed (its lister lives on).
+lister_pidfile=$state/catalog-lister.pid
 # FUSE's magic number as stat -f prints it.
 fuse_magic=${GCSFRONT_MOUNT_FS_TYPE:-65735546}
 fuse_sup='' catalog_sup='' watcher='' mirror_keeper='' front_pid='' mount_nginx_pid=''
@@ -192,12 +195,22 @@ supervise_catalog() {
   while :; do
     gcsfront-catalog "${args[@]}" &
     pid=$!
+    echo "$pid" >"$lister_pidfile"
     wait "$pid"
     status=$?
     rm -f "$catalog_dir/fresh"
     log "the catalog lister stopped (status $status); starting it again in 5s"
     sleep 5 & wait $!
   done
+}
+
+# The lister a killed supervisor left running: stopped before a new supervisor starts another (two would both list
+# and write the catalog).
+stop_orphaned_lister() {
+  local pid
+  pid=$(cat "$lister_pidfile" 2>/dev/null) || return 0
+  [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = gcsfront-catalo ] && kill -TERM "$pid" 2>/dev/null
+  rm -f "$lister_pidfile"
 }
 
 # Every 2 seconds: the mount-alive flag (readiness). The catalog's freshness nginx checks itself.
@@ -248,6 +261,34 @@ stop_all() {
   rm -f "$alive"
 }
 
+# Whether every serving process runs: both nginx, and gcsfuse's supervisor.
+serving() {
+  local pid
+  for pid in $front_pid $mount_nginx_pid $fuse_sup; do
+    kill -0 "$pid" 2>/dev/null || return 1
+  done
+}
+
+# Several helpers may have been killed at once: each one not running is started again.
+restart_stopped_helpers() {
+  if ! kill -0 "$watcher" 2>/dev/null; then
+    log "the mount watcher stopped; starting it again"
+    watch &
+    watcher=$!
+  fi
+  if [ -n "$catalog_sup" ] && ! kill -0 "$catalog_sup" 2>/dev/null; then
+    log "the catalog's supervisor stopped; starting it again"
+    stop_orphaned_lister
+    supervise_catalog &
+    catalog_sup=$!
+  fi
+  if [ -n "$mirror_keeper" ] && ! kill -0 "$mirror_keeper" 2>/dev/null; then
+    log "the hot copies' keeper stopped; starting it again"
+    keep_mirror &
+    mirror_keeper=$!
+  fi
+}
+
 check_environment
 trap 'stop_all; exit 0' TERM QUIT INT
 rm -f "$alive"
@@ -284,9 +325,17 @@ if [ "$mode" != mount ]; then
   fi
 fi
 
-# Only an nginx that stops (or, in mount mode, the supervisor) ends the container: gcsfuse is retried.
-wait -n ${front_pid:+"$front_pid"} ${mount_nginx_pid:+"$mount_nginx_pid"} ${fuse_sup:+"$fuse_sup"}
-status=$?
+# Only an nginx that stops (or, in mount mode, the supervisor) ends the container: gcsfuse is retried. A helper
+# loop that stops (they only do when killed) is started again: without the watcher readiness would stay as it
+# was, without the catalog's supervisor the lister would not be restarted, without the keeper the copies would
+# grow to the emptyDir's limit (which evicts the pod).
+while :; do
+  wait -n ${front_pid:+"$front_pid"} ${mount_nginx_pid:+"$mount_nginx_pid"} ${fuse_sup:+"$fuse_sup"} \
+    ${catalog_sup:+"$catalog_sup"} "$watcher" ${mirror_keeper:+"$mirror_keeper"}
+  status=$?
+  serving || break
+  restart_stopped_helpers
+done
 log "a serving process exited (status $status); stopping"
 stop_all
 exit $((status == 0 ? 1 : status))
