@@ -23,6 +23,9 @@ sys.path.insert(0, str(REPO / "tests"))
 import curl_check  # noqa: E402  (tests/curl_check.py)
 
 FRONTEND = yaml.safe_load((REPO / "roles/frontend/defaults/main.yml").read_text())
+# Where the gcsfuse container's entrypoint notes its catalog lister's pid (its state directory, the role's vars).
+LISTER_PIDFILE = yaml.safe_load((REPO / "roles/frontend/vars/main.yml").read_text())["_frontend_state_dir"] \
+    + "/catalog-lister.pid"
 # A change is served once a listing has seen it: the interval, the listing, and nginx's one-second poll.
 WINDOW = FRONTEND["frontend_catalog_interval"] + 15
 BUCKET = "gcsfront-local"
@@ -121,7 +124,8 @@ def restarts(kube, ip):
 def kill_loop(kube, pod, container, child):
     """SIGKILL to the entrypoint's helper loop whose child's command line starts with `child`; its pid.
     (The image has no ps: /proc. Orphans of earlier kills belong to the entrypoint, pid 1, and are passed over.)"""
-    script = ("for p in /proc/[0-9]*; do case \"$(tr '\\0' ' ' < $p/cmdline 2>/dev/null)\" in '%s'*) ;; *) continue ;; esac; "
+    script = ("for p in /proc/[0-9]*; do "
+              "case \"$(tr '\\0' ' ' < $p/cmdline 2>/dev/null)\" in '%s'*) ;; *) continue ;; esac; "
               "read -r _ _ _ ppid _ < $p/stat; [ \"$ppid\" != 1 ] || continue; kill -9 $ppid && echo $ppid; break; done"
               % child)
     pid = pod_exec(kube, "gcsfront", pod, ["sh", "-c", script], container=container).strip()
@@ -159,7 +163,7 @@ def test_the_helper_loops_are_started_again_when_killed(kube, replicas):
     pod = pod_at(kube, ip).metadata.name
     before = restarts(kube, ip)
     kill_loop(kube, pod, "nginx", "sleep 2 ")  # the mount watcher (readiness)
-    lister_before = pod_exec(kube, "gcsfront", pod, ["cat", "/tmp/gcsfront/catalog-lister.pid"], container="gcsfuse")
+    lister_before = pod_exec(kube, "gcsfront", pod, ["cat", LISTER_PIDFILE], container="gcsfuse")
     kill_loop(kube, pod, "gcsfuse", "gcsfront-catalog -bucket ")  # the catalog's supervisor
     core = client.CoreV1Api(kube)
 
@@ -170,8 +174,8 @@ def test_the_helper_loops_are_started_again_when_killed(kube, replicas):
              and "the catalog's supervisor stopped; starting it again" in log("gcsfuse"), 20,
              what="the entrypoints to start the killed loops again")
     # One lister again: the one the killed supervisor left is stopped, a new one lists.
-    wait_for(lambda: pod_exec(kube, "gcsfront", pod, ["cat", "/tmp/gcsfront/catalog-lister.pid"],
-                              container="gcsfuse") not in ("", lister_before), 20, what="a new lister")
+    wait_for(lambda: pod_exec(kube, "gcsfront", pod, ["cat", LISTER_PIDFILE], container="gcsfuse")
+             not in ("", lister_before), 20, what="a new lister")
     listers = pod_exec(kube, "gcsfront", pod, ["sh", "-c", "grep -l '^gcsfront-catalo$' /proc/[0-9]*/comm | wc -l"],
                        container="gcsfuse")
     assert listers.strip() == "1", listers
